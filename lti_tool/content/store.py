@@ -1,0 +1,78 @@
+"""The loaded course for an app: read and rendered once per process, never per request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+from flask import Flask, current_app
+
+from .loader import load
+from .model import Course
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+
+
+class ContentError(RuntimeError):
+    pass
+
+
+def default_content_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "course_content", here / "course_content"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "course_content"
+
+
+def get_course(app: Flask | None = None) -> Course:
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    course: Course | None = app.extensions.get("lti_tool.course")
+    if course is not None:
+        return course
+    with _lock:
+        course = app.extensions.get("lti_tool.course")
+        if course is None:
+            loaded, problems = load(app.config["COURSE_CONTENT_DIR"])
+            if problems or loaded is None:
+                for p in problems[:20]:
+                    log.error("course content: %s", p)
+                raise ContentError(
+                    f"{len(problems)} problems in the course content; run 'flask content check'"
+                )
+            app.extensions["lti_tool.course"] = course = loaded
+    return course
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("COURSE_CONTENT_DIR", str(default_content_dir()))
+    app.cli.add_command(content_cli)
+
+
+@click.group("content", cls=AppGroup, help="Course content commands.")
+def content_cli() -> None:
+    pass
+
+
+@content_cli.command("check")
+@click.option("--path", default=None, type=click.Path(file_okay=False),
+              help="A course folder (default: the configured course_content).")
+def check_command(path: str | None) -> None:
+    """Report every problem in the course content with file and line; non-zero exit if any."""
+    root = Path(path or current_app.config["COURSE_CONTENT_DIR"])
+    course, problems = load(root)
+    for p in problems:
+        click.echo(str(p))
+    if problems or course is None:
+        raise click.ClickException(f"{len(problems)} problem(s) in {root}")
+    words = {lang: sum(sum(les.words.get(lang, 0) for les in m.lessons) for m in course.modules)
+             for lang in course.languages}
+    click.echo(
+        f"OK: {len(course.modules)} modules, {course.lesson_count} lessons, "
+        f"{course.question_count} questions, {course.cecs:g} CECs; words "
+        + ", ".join(f"{lang} {n}" for lang, n in words.items())
+    )

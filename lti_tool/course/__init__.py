@@ -1,0 +1,1 @@
+"""The learner-facing course pages (home, modules, deep-link picker)."""

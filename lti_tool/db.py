@@ -1,0 +1,140 @@
+"""Database engine, per-request sessions and schema migrations (Alembic)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from flask.cli import AppGroup
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Named constraints so that migrations are reproducible on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers and one writer work together (several gunicorn workers);
+    # foreign keys are off by default in SQLite.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def engine() -> Engine:
+    return current_app.extensions["lti_tool.engine"]  # type: ignore[no-any-return]
+
+
+def session() -> Session:
+    """The request's session; committed explicitly by the code that writes."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["lti_tool.sessionmaker"]()
+    return g.db_session  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def standalone_session() -> Iterator[Session]:
+    """A session outside a request (CLI, workers)."""
+    s: Session = current_app.extensions["lti_tool.sessionmaker"]()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    s = g.pop("db_session", None)
+    if s is not None:
+        s.close()
+
+
+def alembic_config(app: Flask) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", app.config["DATABASE_URL"].replace("%", "%%"))
+    return cfg
+
+
+def upgrade(app: Flask, revision: str = "head") -> None:
+    eng: Engine = app.extensions["lti_tool.engine"]
+    with eng.begin() as conn:
+        if eng.dialect.name == "postgresql":
+            # Several workers may start at once; one migrates, the others wait for it.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7314001)"))
+        cfg = alembic_config(app)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def init_app(app: Flask) -> None:
+    eng = make_engine(app.config["DATABASE_URL"])
+    app.extensions["lti_tool.engine"] = eng
+    app.extensions["lti_tool.sessionmaker"] = sessionmaker(bind=eng, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+    app.cli.add_command(db_cli)
+    if app.config.get("AUTO_MIGRATE"):
+        upgrade(app)
+
+
+@click.group("db", cls=AppGroup, help="Database schema commands.")
+def db_cli() -> None:
+    pass
+
+
+@db_cli.command("upgrade", help="Create or upgrade the schema to the newest revision.")
+@click.argument("revision", default="head")
+def upgrade_command(revision: str) -> None:
+    upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+    click.echo(f"Database at {revision}.")
+
+
+@db_cli.command("current", help="Show the schema revision.")
+def current_command() -> None:
+    with engine().connect() as conn:
+        cfg = alembic_config(current_app._get_current_object())  # type: ignore[attr-defined]
+        cfg.attributes["connection"] = conn
+        command.current(cfg)
+
+
+def as_utc(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes even for timezone-aware columns; they were UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

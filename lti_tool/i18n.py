@@ -1,0 +1,122 @@
+"""Languages: English, German and Spanish, negotiated from the launch, the user or the browser."""
+
+from __future__ import annotations
+
+import os
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import Babel
+from werkzeug.wrappers import Response
+
+LANGUAGES = ("en", "de", "es")
+DEFAULT = "en"
+LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "es": "Español"}
+
+bp = Blueprint("i18n", __name__)
+
+
+def negotiate(tag: str | None) -> str | None:
+    """Map a BCP 47 tag to one of our languages: de-AT → de, es-MX → es; None if no match."""
+    if not tag:
+        return None
+    primary = tag.replace("_", "-").split("-", 1)[0].strip().lower()
+    return primary if primary in LANGUAGES else None
+
+
+def current_language() -> str:
+    if not has_request_context():
+        return str(g.get("lang_hint") or DEFAULT)
+    hint = g.get("lang_hint")
+    if hint in LANGUAGES:
+        return str(hint)
+    lang = session.get("lang") if session else None
+    if lang in LANGUAGES:
+        return str(lang)
+    return request.accept_languages.best_match(LANGUAGES) or DEFAULT
+
+
+def compile_catalogs(directory: object) -> None:
+    """Build missing or stale .mo files from the .po catalogs at start-up."""
+    from pathlib import Path
+
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in Path(str(directory)).glob("*/LC_MESSAGES/*.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as fh:
+            catalog = read_po(fh, locale=po.parent.parent.name)
+        tmp = mo.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            write_mo(fh, catalog)
+        os.replace(tmp, mo)  # atomic: several workers may compile at once
+
+
+def init_app(app: Flask) -> None:
+    directory = _translations_dir()
+    compile_catalogs(directory)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(directory))
+    Babel(app, locale_selector=current_language)
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def _languages() -> dict[str, object]:
+        return {"LANGUAGES": LANGUAGES, "LANGUAGE_NAMES": LANGUAGE_NAMES,
+                "current_language": current_language}
+
+
+def _translations_dir() -> object:
+    from pathlib import Path
+
+    # Installed as a package or run from the checkout, the catalogs live at the project root.
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "translations", here / "translations"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "translations"
+
+
+@bp.post("/language")
+def switch_language() -> Response:
+    """Remember the learner's language for this session and, once launched, for good."""
+    lang = request.form.get("language", "")
+    if lang not in LANGUAGES:
+        abort(400)
+    session["lang"] = lang
+    instructor_id = session.get("iid")
+    if instructor_id:
+        from . import db
+        from .identity.models import Instructor
+
+        s = db.session()
+        inst = s.get(Instructor, instructor_id)
+        if inst is not None:
+            inst.preferred_language = lang
+            s.commit()
+    target = request.form.get("next") or ""
+    # Only a path on this site; an absolute URL here would be an open redirect.
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("course.home")
+    from .lti.session import TOKEN_PARAM, session_token
+
+    if getattr(session, "via_url", False):
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(target)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != TOKEN_PARAM]
+        query.append((TOKEN_PARAM, session_token(current_app, dict(session))))
+        target = urlunsplit(("", "", parts.path, urlencode(query), ""))
+    return redirect(target, code=303)

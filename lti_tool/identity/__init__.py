@@ -1,0 +1,1 @@
+"""Who launched and from where: instructors, LMS contexts, resource links, memberships."""

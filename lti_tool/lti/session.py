@@ -1,0 +1,101 @@
+"""The tool's session inside an LMS frame, with or without third-party cookies.
+
+The session is Flask's signed session. It travels in a cookie (`SameSite=None; Secure;
+Partitioned` over HTTPS, so it survives third-party-cookie blocking in browsers with CHIPS) and,
+as a fallback, as a signed token `lt` in the URLs and forms the tool generates. The token carries
+the launch's identity, never the id_token. Because each frame carries its own token, two LMS tabs
+with two launches never overwrite each other's session, and a new launch always re-binds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from itsdangerous import BadSignature
+
+TOKEN_PARAM = "lt"
+# Endpoints that never need the session in their URL (public, static, or LTI entry points).
+_NO_TOKEN_ENDPOINTS = {"static", "lti.jwks", "lti.config_json", "lti.login", "lti.launch"}
+
+
+class LaunchSession(SecureCookieSession):
+    via_url = False
+
+
+class LaunchSessionInterface(SecureCookieSessionInterface):
+    session_class = LaunchSession
+
+    def open_session(self, app: Flask, request: Any) -> LaunchSession | None:
+        token = request.args.get(TOKEN_PARAM)
+        if token is None and request.method == "POST" and request.mimetype in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            token = request.form.get(TOKEN_PARAM)
+        if token:
+            serializer = self.get_signing_serializer(app)
+            if serializer is not None:
+                try:
+                    data = serializer.loads(
+                        token, max_age=int(app.permanent_session_lifetime.total_seconds())
+                    )
+                except BadSignature:
+                    data = None
+                if isinstance(data, dict):
+                    sess = LaunchSession(data)
+                    sess.via_url = True
+                    return sess
+            return LaunchSession()
+        return super().open_session(app, request)  # type: ignore[return-value]
+
+    # Cookie attributes follow the request: a cross-site frame needs SameSite=None, which
+    # browsers accept only with Secure, so plain-http development gets Lax cookies instead.
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request.is_secure)
+
+    def get_cookie_samesite(self, app: Flask) -> str:
+        return "None" if request.is_secure else "Lax"
+
+    def get_cookie_partitioned(self, app: Flask) -> bool:
+        return bool(request.is_secure)
+
+
+def session_token(app: Flask, data: dict[str, Any]) -> str:
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    return str(serializer.dumps(dict(data)))
+
+
+def carry_token_in_urls() -> None:
+    """From now on, URLs this request generates carry the session token."""
+    g.session_in_urls = True
+
+
+def _add_token(endpoint: str, values: dict[str, Any]) -> None:
+    from flask import current_app, session
+
+    if endpoint in _NO_TOKEN_ENDPOINTS or TOKEN_PARAM in values:
+        return
+    if g.get("session_in_urls") or getattr(session, "via_url", False):
+        if session:
+            values[TOKEN_PARAM] = session_token(current_app, dict(session))
+
+
+def init_app(app: Flask) -> None:
+    app.session_interface = LaunchSessionInterface()
+    app.url_defaults(_add_token)
+
+    @app.context_processor
+    def _token_field() -> dict[str, Any]:
+        def session_field() -> str:
+            """Hidden form field for forms posted without cookies."""
+            from flask import session
+            from markupsafe import Markup, escape
+
+            if not session or not (g.get("session_in_urls") or getattr(session, "via_url", False)):
+                return Markup("")
+            tok = session_token(app, dict(session))
+            return Markup(f'<input type="hidden" name="{TOKEN_PARAM}" value="{escape(tok)}">')
+
+        return {"session_field": session_field}
