@@ -13,6 +13,7 @@ from . import cache, config, content, db, i18n, web
 from .course import views as course_views
 from .identity import models as _identity_models  # noqa: F401  (tables registered on Base)
 from .lti import init_app as lti_init_app
+from .passback import init_app as passback_init_app
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -39,5 +40,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     lti_init_app(app)
     content.init_app(app)
+    passback_init_app(app)
     app.register_blueprint(course_views.bp)
     return app

@@ -22,7 +22,7 @@ def get(key: str) -> Any:
     return cache.get(key)
 
 
-def set(key: str, value: Any, timeout: int) -> None:  # noqa: A001  (mirrors the cache API)
+def set(key: str, value: Any, timeout: int) -> None:
     cache.set(key, value, timeout=timeout)
 
 

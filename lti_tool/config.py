@@ -81,6 +81,18 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SESSION_MAX_AGE": _int("SESSION_MAX_AGE", 12 * 3600),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "CACHE_DEFAULT_TIMEOUT": 3600,
+        # Grade passback (lti_tool.passback): "thread" sends right after commit in the
+        # background, "inline" in the committing thread, "off" leaves it to the worker.
+        "PASSBACK_DELIVERY": os.environ.get("PASSBACK_DELIVERY", "thread"),
+        "PASSBACK_SENDER_THREADS": _int("PASSBACK_SENDER_THREADS", 4),
+        "PASSBACK_WORKER_THREADS": _int("PASSBACK_WORKER_THREADS", 8),
+        "PASSBACK_POLL_INTERVAL": float(os.environ.get("PASSBACK_POLL_INTERVAL", "2")),
+        "PASSBACK_RETRY_BASE": float(os.environ.get("PASSBACK_RETRY_BASE", "30")),
+        "PASSBACK_RETRY_MAX": float(os.environ.get("PASSBACK_RETRY_MAX", "3600")),
+        "PASSBACK_GIVE_UP_AFTER": float(os.environ.get("PASSBACK_GIVE_UP_AFTER", str(14 * 86400))),
+        # 0 = four times LTI_HTTP_TIMEOUT, at least 30 s.
+        "PASSBACK_LEASE_SECONDS": float(os.environ.get("PASSBACK_LEASE_SECONDS", "0")),
+        "PASSBACK_TOKEN_MARGIN": float(os.environ.get("PASSBACK_TOKEN_MARGIN", "60")),
     }
     if redis_url:
         cfg.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=redis_url)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import AppGroup
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
+from flask.cli import AppGroup
 from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -61,14 +61,14 @@ def make_engine(url: str) -> Engine:
 
 
 def engine() -> Engine:
-    return current_app.extensions["lti_tool.engine"]  # type: ignore[no-any-return]
+    return current_app.extensions["lti_tool.engine"]
 
 
 def session() -> Session:
     """The request's session; committed explicitly by the code that writes."""
     if "db_session" not in g:
         g.db_session = current_app.extensions["lti_tool.sessionmaker"]()
-    return g.db_session  # type: ignore[no-any-return]
+    return g.db_session
 
 
 @contextlib.contextmanager
@@ -94,7 +94,7 @@ def alembic_config(app: Flask) -> AlembicConfig:
     return cfg
 
 
-def upgrade(app: Flask, revision: str = "head") -> None:
+def upgrade(app: Flask, revision: str = "heads") -> None:
     eng: Engine = app.extensions["lti_tool.engine"]
     with eng.begin() as conn:
         if eng.dialect.name == "postgresql":
@@ -121,7 +121,7 @@ def db_cli() -> None:
 
 
 @db_cli.command("upgrade", help="Create or upgrade the schema to the newest revision.")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def upgrade_command(revision: str) -> None:
     upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
     click.echo(f"Database at {revision}.")

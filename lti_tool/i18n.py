@@ -74,8 +74,11 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _languages() -> dict[str, object]:
-        return {"LANGUAGES": LANGUAGES, "LANGUAGE_NAMES": LANGUAGE_NAMES,
-                "current_language": current_language}
+        return {
+            "LANGUAGES": LANGUAGES,
+            "LANGUAGE_NAMES": LANGUAGE_NAMES,
+            "current_language": current_language,
+        }
 
 
 def _translations_dir() -> object:

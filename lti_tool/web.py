@@ -94,12 +94,8 @@ def init_app(app: Flask) -> None:
         code = exc.code if exc.code < 500 else 500
         if code >= 500:
             log.error("server error on %s: %s", request.path, exc)
-            return error_page(
-                500, _("Something went wrong"), _("Please try again in a moment.")
-            )
-        return error_page(
-            code, titles.get(code, titles[400]), messages.get(code, messages[400])
-        )
+            return error_page(500, _("Something went wrong"), _("Please try again in a moment."))
+        return error_page(code, titles.get(code, titles[400]), messages.get(code, messages[400]))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[str, int]:

@@ -130,7 +130,10 @@ class Env:
         return self.lms.prepare_launch(self.client_id, user_id=user_id, **kw)
 
     def launch(
-        self, user_id: str = "learner-1", browser: Browser | None = None, method: str = "GET",
+        self,
+        user_id: str = "learner-1",
+        browser: Browser | None = None,
+        method: str = "GET",
         **kw: Any,
     ) -> requests.Response:
         b = browser or self.browser()
@@ -162,16 +165,40 @@ def env(app: Flask, tool: LiveServer, lms: TestPlatform) -> Iterator[Env]:
         deployment_ids=[e.deployment_id, "dep-new"],
     )
     result = e.cli(
-        "lti", "add-platform", "--issuer", lms.issuer, "--client-id", e.client_id,
-        "--auth-login-url", lms.auth_url, "--token-url", lms.token_url,
-        "--key-set-url", lms.jwks_url, "--deployment-id", e.deployment_id, "--name", "Test LMS",
+        "lti",
+        "add-platform",
+        "--issuer",
+        lms.issuer,
+        "--client-id",
+        e.client_id,
+        "--auth-login-url",
+        lms.auth_url,
+        "--token-url",
+        lms.token_url,
+        "--key-set-url",
+        lms.jwks_url,
+        "--deployment-id",
+        e.deployment_id,
+        "--name",
+        "Test LMS",
     )
     assert result.exit_code == 0, result.output
     lms.add_context(e.context_id, title="Indoor Cycling Recertification", label="SPIN-RC")
-    lms.add_user("learner-1", name="Ana García", given_name="Ana", family_name="García",
-                 email="ana@example.org", locale="en-US")
-    lms.add_user("learner-2", name="Ben Becker", given_name="Ben", family_name="Becker",
-                 email="ben@example.org")
+    lms.add_user(
+        "learner-1",
+        name="Ana García",
+        given_name="Ana",
+        family_name="García",
+        email="ana@example.org",
+        locale="en-US",
+    )
+    lms.add_user(
+        "learner-2",
+        name="Ben Becker",
+        given_name="Ben",
+        family_name="Becker",
+        email="ben@example.org",
+    )
     lms.add_user("teacher-1", name="Tina Teacher", email="tina@example.org")
     lms.enrol(e.context_id, "learner-1", roles=[C.ROLE_LEARNER])
     lms.enrol(e.context_id, "learner-2", roles=[C.ROLE_LEARNER])

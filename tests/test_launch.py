@@ -22,8 +22,9 @@ def refusal_code(resp) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_valid_launch_lands_on_course_home_and_records_the_instructor(env):
-    resp = env.launch("learner-1", custom={"certification_date": "2025-03-14",
-                                          "spin_member": "true"})
+    resp = env.launch(
+        "learner-1", custom={"certification_date": "2025-03-14", "spin_member": "true"}
+    )
     assert resp.status_code == 200, resp.text[:500]
     assert "/course/" in resp.url
     assert "Ana García" in resp.text
@@ -33,7 +34,11 @@ def test_valid_launch_lands_on_course_home_and_records_the_instructor(env):
 
         with db.standalone_session() as s:
             inst = s.query(Instructor).one()
-            assert (inst.sub, inst.email, inst.given_name) == ("learner-1", "ana@example.org", "Ana")
+            assert (inst.sub, inst.email, inst.given_name) == (
+                "learner-1",
+                "ana@example.org",
+                "Ana",
+            )
             assert inst.certification_date.isoformat() == "2025-03-14"
             assert inst.spin_member is True
             assert inst.issuer == env.lms.issuer
@@ -144,8 +149,16 @@ def test_unknown_deployment_is_recorded_inactive_until_activated(env):
             assert dep.is_active is False
     listing = env.cli("lti", "platforms")
     assert "dep-new: INACTIVE" in listing.output
-    result = env.cli("lti", "activate", "--issuer", env.lms.issuer, "--client-id",
-                     env.client_id, "--deployment-id", "dep-new")
+    result = env.cli(
+        "lti",
+        "activate",
+        "--issuer",
+        env.lms.issuer,
+        "--client-id",
+        env.client_id,
+        "--deployment-id",
+        "dep-new",
+    )
     assert result.exit_code == 0, result.output
     assert env.launch("learner-1", deployment_id="dep-new").status_code == 200
 
@@ -165,8 +178,13 @@ def test_unknown_issuer_at_login_gets_a_clear_page(env):
     b = env.browser()
     from urllib.parse import urlencode
 
-    query = urlencode({"iss": "https://unknown.example.org", "login_hint": "x",
-                       "target_link_uri": env.tool.url + "/lti/launch"})
+    query = urlencode(
+        {
+            "iss": "https://unknown.example.org",
+            "login_hint": "x",
+            "target_link_uri": env.tool.url + "/lti/launch",
+        }
+    )
     resp = b.get(env.login_url + "?" + query)
     assert resp.status_code == 400
     assert refusal_code(resp) == "unknown_platform"

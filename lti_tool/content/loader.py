@@ -7,7 +7,7 @@ list of problems, so `flask content check` and the application agree on what is 
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET  # noqa: S405  (parses our own SVG files, not user input)
+import xml.etree.ElementTree as ET  # parses our own SVG files, not user input
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,13 +70,17 @@ class _Reader:
 
     def text_list(self, path: Path, data: Any, key: str) -> tuple[str, ...]:
         value = data.get(key) if isinstance(data, dict) else None
-        if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        if (isinstance(value, list) and value
+                and all(isinstance(v, str) and v.strip() for v in value)):
             return tuple(v.strip() for v in value)
-        self.problem(path, yamlines.line_of(data, key), f"'{key}' must be a non-empty list of texts")
+        self.problem(path, yamlines.line_of(data, key),
+                     f"'{key}' must be a non-empty list of texts")
         return ()
 
 
-def load(root: Path | str, asset_url: str = "/course/assets") -> tuple[Course | None, list[Problem]]:
+def load(
+    root: Path | str, asset_url: str = "/course/assets"
+) -> tuple[Course | None, list[Problem]]:
     r = _Reader(Path(root).resolve(), asset_url)
     course = _load_course(r)
     return course, sorted(set(r.problems))
@@ -224,13 +228,16 @@ def _lesson_structure(
     r: _Reader, path: Path, body: str, offset: int, all_modules: set[str], mid: str
 ) -> dict[str, Any]:
     """Check a lesson body and return what must match across languages."""
-    tokens = markdown().parse(body)
+    # Parsed with raw HTML and all link targets recognised, so that they can be reported.
+    tokens = markdown(checking=True).parse(body)
     images: list[str] = []
     tables = 0
     block_line = offset
     for tok in _walk(tokens):
         if tok.map:
             block_line = offset + tok.map[0] + 1
+        elif tok.type in ("softbreak", "hardbreak"):
+            block_line += 1  # inline tokens have no map: count the lines within a paragraph
         if tok.type == "heading_open" and tok.tag == "h1":
             r.problem(path, block_line, "headings start at '##': the lesson title is the H1")
         elif tok.type in ("html_block", "html_inline"):
@@ -265,10 +272,12 @@ def _check_image(r: _Reader, path: Path, line: int, src: str) -> None:
         try:
             ET.fromstring(raw)  # noqa: S314
         except ET.ParseError as exc:
-            r.problem(target, 1, f"SVG is not well-formed: {exc}")
-        if re.search(r"<script|\son\w+\s*=|(?:href|src)\s*=\s*[\"'](?:https?:|//|javascript:)",
-                     raw, re.I):
-            r.problem(target, 1, "SVG must not contain scripts, event handlers or external references")
+            r.problem(target, exc.position[0], f"SVG is not well-formed: {exc}")
+        bad = re.search(r"<script|\son\w+\s*=|(?:href|src)\s*=\s*[\"'](?:https?:|//|javascript:)",
+                        raw, re.I)
+        if bad:
+            r.problem(target, raw.count("\n", 0, bad.start()) + 1,
+                      "SVG must not contain scripts, event handlers or external references")
     r.assets[str(target.relative_to(r.root))] = str(target)
 
 
@@ -310,38 +319,43 @@ def _load_lesson(
         try:
             post = frontmatter.loads(raw)
         except (yaml.YAMLError, ValueError) as exc:
-            r.problem(path, 1, f"invalid front matter: {exc}")
+            mark = getattr(exc, "problem_mark", None)
+            r.problem(path, (mark.line + 1) if mark else 1, f"invalid front matter: {exc}")
             continue
+        # meta_text starts with the rest of the opening '---' line, so YAML lines are file lines.
         meta_text = raw.split("---", 2)[1] if raw.startswith("---") else ""
         meta = yamlines.load(meta_text) if meta_text else {}
-        offset = meta_text.count("\n") + 2 if meta_text else 0
         if not isinstance(meta, dict):
             r.problem(path, 1, "front matter must be a mapping")
             continue
-        line = lambda key: yamlines.line_of(meta, key) + 1  # noqa: E731
         if meta.get("id") != lid:
-            r.problem(path, line("id"), f"front matter 'id' must be '{lid}'")
+            r.problem(path, yamlines.line_of(meta, "id"), f"front matter 'id' must be '{lid}'")
         titles[lang] = r.text(path, meta, "title")
         objectives[lang] = r.text_list(path, meta, "objectives")
         m = meta.get("minutes")
         if not isinstance(m, int) or m <= 0:
-            r.problem(path, line("minutes"), "'minutes' must be a positive whole number")
+            r.problem(path, yamlines.line_of(meta, "minutes"),
+                      "'minutes' must be a positive whole number")
         elif lang == langs[0]:
             minutes = m
         src = meta.get("sources")
         if not isinstance(src, list) or not src:
-            r.problem(path, line("sources"), "'sources' must list the sources of the facts")
+            r.problem(path, yamlines.line_of(meta, "sources"),
+                      "'sources' must list the sources of the facts")
         else:
             parsed = []
             for item in src:
                 if (not isinstance(item, dict) or not isinstance(item.get("title"), str)
                         or not str(item.get("url", "")).startswith(("http://", "https://"))):
-                    r.problem(path, line("sources"), "each source needs a 'title' and an http(s) 'url'")
+                    where = yamlines.line_of(item, default=yamlines.line_of(meta, "sources"))
+                    r.problem(path, where, "each source needs a 'title' and an http(s) 'url'")
                 else:
                     parsed.append((item["title"], str(item["url"])))
             if lang == langs[0]:
                 sources = tuple(parsed)
         body = post.content
+        # post.content is stripped: count the file lines before where it starts.
+        offset = raw[: raw.rfind(body)].count("\n") if body else raw.count("\n")
         if not body.strip():
             r.problem(path, offset + 1, "the lesson has no text")
         structures[lang] = _lesson_structure(r, path, body, offset, all_modules, mid)
@@ -362,7 +376,8 @@ def _load_lesson(
                       f"{structures[ref]['images']}")
         if structures[lang]["tables"] != structures[ref]["tables"]:
             r.problem(r.root / lang / mid / f"{lid}.md", 1,
-                      f"{structures[lang]['tables']} tables, '{ref}' has {structures[ref]['tables']}")
+                      f"{structures[lang]['tables']} tables, "
+                      f"'{ref}' has {structures[ref]['tables']}")
     if not html:
         return None
     return Lesson(id=lid, module_id=mid, minutes=minutes, title=titles, objectives=objectives,
@@ -408,8 +423,13 @@ def _load_quiz(
         if lang not in by_lang:
             continue
         path = r.root / lang / mid / "quiz.yaml"
-        if [q["id"] for q in parsed[lang]] != [q["id"] for q in parsed[ref]]:
-            r.problem(path, 1, f"question ids differ from '{ref}'")
+        ids, ref_ids = [q["id"] for q in parsed[lang]], [q["id"] for q in parsed[ref]]
+        if ids != ref_ids:
+            # Point at the first question that differs (or the last one, if this list is short).
+            pairs = enumerate(zip(ids, ref_ids, strict=False))
+            at = next((i for i, (a, b) in pairs if a != b), len(ids) - 1)
+            where = yamlines.line_of(parsed[lang][at]) if parsed[lang] else 1
+            r.problem(path, where, f"question ids differ from '{ref}'")
         for qid, q in by_lang[lang].items():
             other = by_lang[ref].get(qid)
             if other is None:
@@ -417,11 +437,14 @@ def _load_quiz(
                 continue
             for key in ("type", "lesson"):
                 if q.get(key) != other.get(key):
-                    r.problem(path, yamlines.line_of(q, key), f"{qid}: '{key}' differs from '{ref}'")
+                    r.problem(path, yamlines.line_of(q, key),
+                              f"{qid}: '{key}' differs from '{ref}'")
             if [c["id"] for c in q["choices"]] != [c["id"] for c in other["choices"]]:
-                r.problem(path, yamlines.line_of(q, "choices"), f"{qid}: choice ids differ from '{ref}'")
+                r.problem(path, yamlines.line_of(q, "choices"),
+                          f"{qid}: choice ids differ from '{ref}'")
             if set(q["correct"]) != set(other["correct"]):
-                r.problem(path, yamlines.line_of(q, "correct"), f"{qid}: answer key differs from '{ref}'")
+                r.problem(path, yamlines.line_of(q, "correct"),
+                          f"{qid}: answer key differs from '{ref}'")
     out = []
     for q in parsed[ref]:
         same = {lang: by_lang[lang].get(q["id"]) for lang in by_lang}
@@ -463,7 +486,8 @@ def _check_question(r: _Reader, path: Path, q: Any, lesson_ids: set[str]) -> boo
         r.problem(path, yamlines.line_of(q, "type"), f"{qid}: 'type' must be single or multiple")
         ok = False
     if q.get("lesson") not in lesson_ids:
-        r.problem(path, yamlines.line_of(q, "lesson"), f"{qid}: 'lesson' must name a lesson of the module")
+        r.problem(path, yamlines.line_of(q, "lesson"),
+                  f"{qid}: 'lesson' must name a lesson of the module")
         ok = False
     if not isinstance(q.get("prompt"), str) or not q["prompt"].strip():
         r.problem(path, yamlines.line_of(q, "prompt"), f"{qid}: 'prompt' missing")
@@ -496,6 +520,7 @@ def _check_question(r: _Reader, path: Path, q: Any, lesson_ids: set[str]) -> boo
         r.problem(path, yamlines.line_of(q, "correct"), f"{qid}: 'correct' names an unknown choice")
         ok = False
     if q.get("type") == "single" and len(correct) != 1:
-        r.problem(path, yamlines.line_of(q, "correct"), f"{qid}: a single-choice question needs exactly one correct choice")
+        r.problem(path, yamlines.line_of(q, "correct"),
+                  f"{qid}: a single-choice question needs exactly one correct choice")
         ok = False
     return ok

@@ -28,8 +28,13 @@ _ATTRS = {
 LESSON_LINK = re.compile(r'href="lesson:([a-z0-9-]+)/([a-z0-9-]+)"')
 
 
-def markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+def markdown(*, checking: bool = False) -> MarkdownIt:
+    """The lesson parser. `checking=True` is for the checker only: raw HTML becomes html_block /
+    html_inline tokens and every link target is accepted, so that both can be reported (otherwise
+    they would silently end up as literal text). Rendering always uses the strict parser."""
+    md = MarkdownIt("commonmark", {"html": checking, "linkify": False, "typographer": False})
+    if checking:
+        md.validateLink = lambda url: True  # type: ignore[method-assign]
     md.enable("table")
     md.add_render_rule("table_open", _table_open)
     md.add_render_rule("table_close", _table_close)

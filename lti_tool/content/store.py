@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import click
-from flask.cli import AppGroup
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from .loader import load
 from .model import Course

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict[str, Any]):
     """A mapping that remembers the line of itself and of each of its keys (1-based)."""
 
     line: int = 0

@@ -89,17 +89,23 @@ def record_launch(
 ) -> LaunchIdentity:
     now = utcnow()
     ctx_claim = claims.get(CLAIM + "context")
-    ctx_claim = ctx_claim if isinstance(ctx_claim, dict) and isinstance(ctx_claim.get("id"), str) else None
+    ctx_claim = (
+        ctx_claim if isinstance(ctx_claim, dict) and isinstance(ctx_claim.get("id"), str) else None
+    )
     link_claim = claims.get(CLAIM + "resource_link")
     link_claim = (
-        link_claim if isinstance(link_claim, dict) and isinstance(link_claim.get("id"), str) else None
+        link_claim
+        if isinstance(link_claim, dict) and isinstance(link_claim.get("id"), str)
+        else None
     )
 
     # Rows first (each creation commits on its own), then every change in one commit.
     inst = _get_or_create(s, Instructor, {"issuer": issuer, "sub": claims["sub"]})
     ctx = membership = link = None
     if ctx_claim:
-        ctx = _get_or_create(s, LmsContext, {"deployment_id": deployment_pk, "context_id": ctx_claim["id"]})
+        ctx = _get_or_create(
+            s, LmsContext, {"deployment_id": deployment_pk, "context_id": ctx_claim["id"]}
+        )
         membership = _get_or_create(s, Membership, {"instructor_id": inst.id, "context_pk": ctx.id})
     if link_claim:
         link = _get_or_create(

@@ -26,7 +26,7 @@ class LtiServices:
 
 
 def services(app: Flask | None = None) -> LtiServices:
-    return (app or current_app).extensions["lti_tool.lti"]  # type: ignore[no-any-return]
+    return (app or current_app).extensions["lti_tool.lti"]
 
 
 def init_app(app: Flask) -> None:

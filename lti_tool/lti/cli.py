@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import AppGroup, with_appcontext
 from flask import current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import delete, select
 
 from .. import db
@@ -42,8 +42,12 @@ def _registration(s: Any, issuer: str, client_id: str | None) -> Registration:
 @click.option("--token-audience", default=None, help="Token audience if not the token URL (D2L).")
 @click.option("--deployment-id", "deployment_ids", multiple=True, help="Repeat for each.")
 @click.option("--name", default="", help="A name for the operator's lists.")
-@click.option("--json", "json_file", type=click.Path(exists=True, dir_okay=False),
-              help="Read these fields from a JSON file (same names with underscores).")
+@click.option(
+    "--json",
+    "json_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read these fields from a JSON file (same names with underscores).",
+)
 @click.option("--inactive", is_flag=True, help="Store it switched off.")
 def add_platform(json_file: str | None, inactive: bool, **fields: Any) -> None:
     """Register a platform (or update the one with the same issuer and client id)."""
@@ -57,13 +61,20 @@ def add_platform(json_file: str | None, inactive: bool, **fields: Any) -> None:
                 data["deployment_ids"] = tuple(data["deployment_ids"]) + tuple(value)
             elif data.get(key) in (None, ""):
                 data[key] = value
-    missing = [k for k in ("issuer", "client_id", "auth_login_url", "token_url", "key_set_url")
-               if not data.get(k)]
+    missing = [
+        k
+        for k in ("issuer", "client_id", "auth_login_url", "token_url", "key_set_url")
+        if not data.get(k)
+    ]
     if missing:
-        raise click.ClickException("missing: " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        raise click.ClickException(
+            "missing: " + ", ".join("--" + m.replace("_", "-") for m in missing)
+        )
     with db.standalone_session() as s:
-        reg = s.scalars(select(Registration).where(
-            Registration.issuer == data["issuer"], Registration.client_id == data["client_id"])
+        reg = s.scalars(
+            select(Registration).where(
+                Registration.issuer == data["issuer"], Registration.client_id == data["client_id"]
+            )
         ).first()
         created = reg is None
         if reg is None:
@@ -80,11 +91,14 @@ def add_platform(json_file: str | None, inactive: bool, **fields: Any) -> None:
         known = {d.deployment_id for d in reg.deployments}
         for dep_id in data.get("deployment_ids") or ():
             if dep_id not in known:
-                s.add(Deployment(registration_id=reg.id, deployment_id=dep_id,
-                                 is_active=not inactive))
+                s.add(
+                    Deployment(registration_id=reg.id, deployment_id=dep_id, is_active=not inactive)
+                )
         s.commit()
-        click.echo(f"{'Added' if created else 'Updated'} registration {reg.id}: "
-                   f"{reg.issuer} / {reg.client_id}")
+        click.echo(
+            f"{'Added' if created else 'Updated'} registration {reg.id}: "
+            f"{reg.issuer} / {reg.client_id}"
+        )
     services().registry.invalidate()
 
 
@@ -110,7 +124,9 @@ def _set_active(issuer: str, client_id: str | None, deployment_id: str | None, o
         if deployment_id:
             dep = next((d for d in reg.deployments if d.deployment_id == deployment_id), None)
             if dep is None:
-                raise click.ClickException(f"no deployment {deployment_id!r} in registration {reg.id}")
+                raise click.ClickException(
+                    f"no deployment {deployment_id!r} in registration {reg.id}"
+                )
             dep.is_active = on
             what = f"deployment {deployment_id}"
         else:
@@ -125,13 +141,18 @@ def _activation_command(on: bool) -> click.Command:
     @click.command("activate" if on else "deactivate")
     @click.option("--issuer", required=True)
     @click.option("--client-id", default=None)
-    @click.option("--deployment-id", default=None,
-                  help="Only this deployment; without it the whole registration.")
+    @click.option(
+        "--deployment-id",
+        default=None,
+        help="Only this deployment; without it the whole registration.",
+    )
     @with_appcontext
     def command(issuer: str, client_id: str | None, deployment_id: str | None) -> None:
         _set_active(issuer, client_id, deployment_id, on)
 
-    command.help = ("Activate" if on else "Deactivate") + " a registration or one of its deployments."
+    command.help = (
+        "Activate" if on else "Deactivate"
+    ) + " a registration or one of its deployments."
     return command
 
 
@@ -154,10 +175,18 @@ def invite(base_url: str | None, note: str) -> None:
 
 
 @lti_cli.command("rotate-key")
-@click.option("--publish-delay", type=int, default=None,
-              help="Seconds the new key is published before it signs.")
-@click.option("--grace", type=int, default=None,
-              help="Seconds the previous key stays published after the new one signs.")
+@click.option(
+    "--publish-delay",
+    type=int,
+    default=None,
+    help="Seconds the new key is published before it signs.",
+)
+@click.option(
+    "--grace",
+    type=int,
+    default=None,
+    help="Seconds the previous key stays published after the new one signs.",
+)
 def rotate_key(publish_delay: int | None, grace: int | None) -> None:
     """Add a new signing key; keep the previous one published for a grace period."""
     cfg = current_app.config

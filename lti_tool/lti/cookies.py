@@ -7,7 +7,7 @@ from typing import Any
 from pylti1p3.contrib.flask.cookie import FlaskCookieService
 
 
-class PartitionedCookieService(FlaskCookieService):  # type: ignore[misc]
+class PartitionedCookieService(FlaskCookieService):
     """Adds `Partitioned` (CHIPS) to pylti1p3's `SameSite=None; Secure` over HTTPS.
 
     With third-party cookies blocked, Chromium still stores and returns a partitioned cookie
@@ -16,8 +16,10 @@ class PartitionedCookieService(FlaskCookieService):  # type: ignore[misc]
     """
 
     def update_response(self, response: Any) -> None:
-        secure = bool(self._request.is_secure())
-        for key, data in self._cookie_data_to_set.items():
+        request: Any = self._request
+        pending: Any = self._cookie_data_to_set
+        secure = bool(request.is_secure())
+        for key, data in pending.items():
             response.set_cookie(
                 key,
                 data["value"],

@@ -81,8 +81,13 @@ def fetch_platform_configuration(url: str, token: str) -> dict[str, Any]:
         raise LtiError("bad_registration", f"openid configuration: {exc}") from exc
     if not isinstance(conf, dict):
         raise LtiError("bad_registration", "openid configuration is not an object")
-    for field in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri",
-                  "registration_endpoint"):
+    for field in (
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "registration_endpoint",
+    ):
         _check_url(conf.get(field), field)
     # §3.5.1: the issuer must be the host that served the configuration.
     if urlsplit(conf["issuer"]).netloc != urlsplit(url).netloc:
@@ -264,7 +269,10 @@ def complete(base: str) -> str:
     services().registry.invalidate()
     log.info(
         "dynamic registration stored: issuer=%s client_id=%s deployment=%s active=%s",
-        conf["issuer"], client_id, deployment_id, active,
+        conf["issuer"],
+        client_id,
+        deployment_id,
+        active,
     )
     return render_template(
         "lti/registered.html",

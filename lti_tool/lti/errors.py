@@ -35,14 +35,16 @@ _MESSAGES = {
     ),
     "bad_token": _l(
         "The launch message from your LMS was not valid, so the course was not opened. Please "
-        "open the activity again from your LMS; if this keeps happening, tell your LMS administrator."
+        "open the activity again from your LMS; if this keeps happening, tell your LMS "
+        "administrator."
     ),
     "replayed": _l(
         "This launch has already been used. For your security each launch works once: go back to "
         "your LMS course and open the activity again."
     ),
     "expired": _l(
-        "The launch message from your LMS has expired. Please open the activity again from your LMS."
+        "The launch message from your LMS has expired. Please open the activity again from "
+        "your LMS."
     ),
     "platform_keys": _l(
         "The course tool could not check the signature of your LMS. Please try again in a few "

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from flask import current_app
 from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import current_app
 from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session

@@ -36,16 +36,27 @@ from .errors import LtiError
 from .login import RESTART_PARAMS, login_state
 from .models import UsedNonce
 from .platform_keys import PlatformKeys
-from .registry import DbToolConf, DeploymentView, Registry, RegistrationView
+from .registry import DbToolConf, DeploymentView, RegistrationView, Registry
 
 log = logging.getLogger(__name__)
 
 LAUNCH_KEY = "lti:launch:"
 SUPPORTED_MESSAGES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+_OBJECT_CLAIMS = (
+    CLAIM + "resource_link",
+    CLAIM + "context",
+    CLAIM + "custom",
+    CLAIM + "launch_presentation",
+    CLAIM + "tool_platform",
+    CLAIM + "lis",
+    "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings",
+    "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint",
+    "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice",
+)
 
 
-class LaunchStore(SessionService):  # type: ignore[misc]
+class LaunchStore(SessionService):
     """Launch data in the shared cache by launch id, so any worker can restore a launch."""
 
     def __init__(self, req: FlaskRequest, ttl: int) -> None:
@@ -59,7 +70,7 @@ class LaunchStore(SessionService):  # type: ignore[misc]
         return cache.get(LAUNCH_KEY + key)
 
 
-class ToolMessageLaunch(FlaskMessageLaunch):  # type: ignore[misc]
+class ToolMessageLaunch(FlaskMessageLaunch):
     registration_view: RegistrationView
     deployment_view: DeploymentView
     login: dict[str, Any]
@@ -103,6 +114,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):  # type: ignore[misc]
             self._check_browser_binding()
             self.validate_nonce()
             self.validate_deployment()
+            self._check_claim_shapes()
             self._library(self.validate_message)
             self._check_message_type()
             self.save_launch_data()
@@ -117,6 +129,20 @@ class ToolMessageLaunch(FlaskMessageLaunch):  # type: ignore[misc]
             step()
         except LtiException as exc:
             raise LtiError("bad_token", str(exc)) from exc
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            # pylti1p3 assumes well-formed claims; a signed but malformed token must still be
+            # a clean refusal, never a crash.
+            raise LtiError("bad_token", f"malformed claims: {exc!r}") from exc
+
+    def _check_claim_shapes(self) -> None:
+        """Claims that must be JSON objects when present (LTI Core §5.3, §5.4)."""
+        body: dict[str, Any] = dict(self._jwt["body"])
+        for name in _OBJECT_CLAIMS:
+            if name in body and not isinstance(body[name], dict):
+                raise LtiError("bad_token", f"claim {name} is not an object")
+        message_type = body.get(CLAIM + "message_type")
+        if message_type is not None and not isinstance(message_type, str):
+            raise LtiError("bad_token", "message_type is not a string")
 
     def _check_header(self) -> None:
         header = self._jwt.get("header", {})
@@ -141,10 +167,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):  # type: ignore[misc]
         iss, aud = body.get("iss"), body.get("aud")
         if not isinstance(iss, str) or not iss:
             raise LtiError("bad_token", "no iss")
-        if isinstance(aud, list):
-            client_id = aud[0] if len(aud) == 1 else body.get("azp")
-        else:
-            client_id = aud
+        # With several audiences the intended one is `azp` (OIDC Core §2).
+        client_id = (
+            aud if not isinstance(aud, list) else aud[0] if len(aud) == 1 else body.get("azp")
+        )
         if not isinstance(client_id, str) or not client_id:
             raise LtiError("bad_token", "no usable aud/azp")
         view = self._registry.find(self._db, iss, client_id)
@@ -265,4 +291,3 @@ class ToolMessageLaunch(FlaskMessageLaunch):  # type: ignore[misc]
     @property
     def claims(self) -> dict[str, Any]:
         return dict(self._jwt["body"])
-

@@ -33,7 +33,7 @@ RESTART_PARAMS = (
 )
 
 
-class LoginStateStore(SessionService):  # type: ignore[misc]
+class LoginStateStore(SessionService):
     """Where pylti1p3 puts the nonce and the state's parameters: the shared cache.
 
     pylti1p3 keeps the nonce in the Flask session by default, which a blocked third-party cookie
@@ -110,7 +110,7 @@ def start(registry: Registry) -> Response:
     auth_url = redirect.get_redirect_url()
     if not storage_target:
         # A GET redirect, never a POST: Moodle's SameSite=Lax session survives only a GET.
-        return redirect.do_redirect()  # type: ignore[no-any-return]
+        return redirect.do_redirect()
 
     state = _query_param(auth_url, "state")
     platform = urlsplit(view.auth_login_url)

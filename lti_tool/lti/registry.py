@@ -161,7 +161,7 @@ class Registry:
         return DeploymentView(row.id, row.deployment_id, row.is_active), created
 
 
-class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
+class DbToolConf(ToolConfAbstract):
     """pylti1p3's tool configuration served from the registry instead of a JSON file."""
 
     def __init__(self, registry: Registry, s: Session) -> None:
@@ -200,7 +200,7 @@ class DbToolConf(ToolConfAbstract):  # type: ignore[type-arg]
         return PyltiDeployment().set_deployment_id(deployment_id)
 
 
-class _ManyClients(dict):  # type: ignore[type-arg]
+class _ManyClients(dict[str, str]):
     """Every issuer may have many client ids (pylti1p3's relation-type switch)."""
 
     def get(self, key: Any, default: Any = None) -> str:

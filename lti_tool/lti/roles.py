@@ -39,7 +39,10 @@ def is_course_admin(roles: Iterable[str] | None, allow_assistants: bool = False)
         if isinstance(role, str):
             names |= _names(role)
     # A TA sub-role of Instructor is an assistant, not an instructor.
-    if any(n.startswith("Instructor#TeachingAssistant") for n in names) or "TeachingAssistant" in names:
+    if (
+        any(n.startswith("Instructor#TeachingAssistant") for n in names)
+        or "TeachingAssistant" in names
+    ):
         if allow_assistants:
             return True
         names -= {"Instructor#TeachingAssistant", "TeachingAssistant"}

@@ -15,7 +15,7 @@ from flask import Flask, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import BadSignature
 
-TOKEN_PARAM = "lt"
+TOKEN_PARAM = "lt"  # noqa: S105  (a parameter name, not a secret)
 # Endpoints that never need the session in their URL (public, static, or LTI entry points).
 _NO_TOKEN_ENDPOINTS = {"static", "lti.jwks", "lti.config_json", "lti.login", "lti.launch"}
 
@@ -29,9 +29,14 @@ class LaunchSessionInterface(SecureCookieSessionInterface):
 
     def open_session(self, app: Flask, request: Any) -> LaunchSession | None:
         token = request.args.get(TOKEN_PARAM)
-        if token is None and request.method == "POST" and request.mimetype in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
+        if (
+            token is None
+            and request.method == "POST"
+            and request.mimetype
+            in (
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            )
         ):
             token = request.form.get(TOKEN_PARAM)
         if token:
@@ -77,9 +82,9 @@ def _add_token(endpoint: str, values: dict[str, Any]) -> None:
 
     if endpoint in _NO_TOKEN_ENDPOINTS or TOKEN_PARAM in values:
         return
-    if g.get("session_in_urls") or getattr(session, "via_url", False):
-        if session:
-            values[TOKEN_PARAM] = session_token(current_app, dict(session))
+    carrying = g.get("session_in_urls") or getattr(session, "via_url", False)
+    if carrying and session:
+        values[TOKEN_PARAM] = session_token(current_app, dict(session))
 
 
 def init_app(app: Flask) -> None:
@@ -91,11 +96,11 @@ def init_app(app: Flask) -> None:
         def session_field() -> str:
             """Hidden form field for forms posted without cookies."""
             from flask import session
-            from markupsafe import Markup, escape
+            from markupsafe import Markup
 
             if not session or not (g.get("session_in_urls") or getattr(session, "via_url", False)):
                 return Markup("")
             tok = session_token(app, dict(session))
-            return Markup(f'<input type="hidden" name="{TOKEN_PARAM}" value="{escape(tok)}">')
+            return Markup('<input type="hidden" name="{}" value="{}">').format(TOKEN_PARAM, tok)
 
         return {"session_field": session_field}

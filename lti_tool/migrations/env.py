@@ -8,6 +8,7 @@ from sqlalchemy import create_engine
 from lti_tool.db import Base
 from lti_tool.identity import models as _identity  # noqa: F401
 from lti_tool.lti import models as _lti  # noqa: F401
+from lti_tool.passback import models as _passback  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -7,6 +7,8 @@ auto-submitting forms, meta refresh and simple ``location = "..."`` scripts; a
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +32,8 @@ _JS_LOCATION = re.compile(
     r"""(?:window\.|top\.|self\.|document\.)?location(?:\.href)?\s*=\s*(["'])(?P<a>[^"']+)\1"""
     r"""|location\.(?:replace|assign)\(\s*(["'])(?P<b>[^"']+)\3\s*\)"""
 )
+_PYLTI_PROTOCOL = re.compile(r"var siteProtocol = '(\w+)';")
+_PYLTI_PARAMS = re.compile(r"var urlParams = (\{.*?\});", re.S)
 _META_REFRESH = re.compile(r"^\s*\d*\s*;?\s*url\s*=\s*['\"]?(?P<url>[^'\"]+)", re.I)
 
 
@@ -274,6 +278,9 @@ class Browser:
                 return "GET", urljoin(resp.url, target), None
         if "html" not in resp.headers.get("Content-Type", ""):
             return None
+        if "lti1p3-new-tab-link" in resp.text:
+            target = self._pylti1p3_cookie_check(resp)
+            return ("GET", target, None) if target else None
         parsed = parse_page(resp.text, resp.url)
         scripts = "\n".join(parsed.scripts)
         if parsed.forms and (".submit()" in scripts or "requestSubmit(" in scripts):
@@ -288,6 +295,32 @@ class Browser:
         if match:
             return "GET", urljoin(resp.url, match.group("a") or match.group("b")), None
         return None
+
+    def _pylti1p3_cookie_check(self, resp: requests.Response) -> str | None:
+        """Emulate pylti1p3's cookie-check page: set a test cookie from JS; reload if it stuck."""
+        protocol = _PYLTI_PROTOCOL.search(resp.text)
+        params = _PYLTI_PARAMS.search(resp.text)
+        if not protocol or not params:
+            return None
+        top_url = self._top_level_url()
+        page_site = site_of(resp.url)
+        top_site = site_of(top_url) if top_url else page_site
+        ctx = CookieContext(top_site, page_site, page_site == top_site, top_url is None, "GET")
+        test = "lti1p3_test_cookie=1; path=/"
+        if protocol.group(1) == "https":
+            test += "; SameSite=None; secure"
+        rejected = len(self.cookies.rejected)
+        self.cookies.store(resp.url, test, ctx)
+        if len(self.cookies.rejected) > rejected:
+            return None  # the page now shows "open in a new window" and stays
+        self.cookies.store(resp.url, "lti1p3_test_cookie=1; path=/; Max-Age=0", ctx)
+        query = urlsplit(resp.url).query
+        extra = {
+            k: html.unescape(str(v))
+            for k, v in json.loads(params.group(1)).items()
+            if f"{k}=" not in query
+        }
+        return with_query(resp.url, **extra)
 
     # ------------------------------------------------------------ LTI steps
     def start_login(

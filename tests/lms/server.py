@@ -80,7 +80,7 @@ class TestPlatform:
         self.lineitems_page_size = 100
         self.results_page_size = 100
         self.assertion_max_lifetime = 600
-        self.clock_skew = 60
+        self.clock_skew = 5
         self.registration_token_lifetime = 600
 
         self.tools: dict[str, ToolRegistration] = {}

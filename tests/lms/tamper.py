@@ -52,9 +52,9 @@ class Tamper:
     no_azp: bool = False
     iss: str | None = None
     nonce: str | None = None
-    remove: tuple[str | tuple[str, ...], ...] = ()
+    remove: Sequence[str | tuple[str, ...]] = ()
     # --- valid but unusual launches ---
-    roles: tuple[str, ...] | None = None
+    roles: Sequence[str] | None = None
     no_pii: bool = False
     email_only: bool = False
     names_only: bool = False

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import jwt
 import requests
 from flask import Flask, Response, jsonify, redirect, request
+from pylti1p3.cookies_allowed_check import CookiesAllowedCheckPage
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from tests.lms import TestPlatform
@@ -46,6 +47,8 @@ class FakeTool:
     ) -> None:
         self.lms = lms
         self.host = host
+        self.cookie_check = False
+        self.verify: bool | str = True
         self.client_id = client_id
         self.cookie_attrs = cookie_attrs
         self.key = _tool_key()
@@ -100,6 +103,16 @@ class FakeTool:
             params = request.values
             if params.get("iss") != self.lms.issuer:
                 return Response("unknown issuer", status=400)
+            if self.cookie_check and not params.get("lti1p3_new_window"):
+                page = CookiesAllowedCheckPage(
+                    {k: params[k] for k in params if k != "lti1p3_new_window"}
+                    | {"lti1p3_new_window": "1"},
+                    "http",
+                    "Cookies are blocked",
+                    "Open in a new window",
+                    "Loading…",
+                )
+                return Response(page.get_html(), mimetype="text/html")
             state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
             self.pending[state] = nonce
             query: dict[str, str | None] = {
@@ -129,7 +142,7 @@ class FakeTool:
                 return jsonify({"error": "state cookie missing or different"}), 400
             try:
                 claims = self.decode_launch(request.form.get("id_token", ""))
-            except jwt.PyJWTError as exc:
+            except (jwt.PyJWTError, KeyError) as exc:
                 return jsonify({"error": f"bad id_token: {exc}"}), 400
             if claims.get("nonce") != self.pending.pop(state, None):
                 return jsonify({"error": "nonce mismatch"}), 400
@@ -145,8 +158,9 @@ class FakeTool:
 
     # -------------------------------------------------------------- helpers
     def decode_launch(self, id_token: str) -> dict[str, Any]:
-        client = jwt.PyJWKClient(self.lms.jwks_url)
-        key = client.get_signing_key_from_jwt(id_token)
+        kid = str(jwt.get_unverified_header(id_token).get("kid"))
+        jwks = requests.get(self.lms.jwks_url, verify=self.verify, timeout=5).json()
+        key = jwt.PyJWKSet.from_dict(jwks)[kid]
         return jwt.decode(
             id_token, key.key, algorithms=["RS256"], audience=self.client_id, issuer=self.lms.issuer
         )

@@ -46,6 +46,33 @@ def test_same_site_launch_keeps_lax_cookies(lms: TestPlatform) -> None:
             assert b.cookies.get("tool_state") is not None
 
 
+@pytest.mark.parametrize(
+    ("host", "framed", "ok"),
+    [
+        ("127.0.0.1", False, True),
+        (
+            "localhost",
+            True,
+            False,
+        ),  # http: the JS test cookie is Lax, refused in a cross-site frame
+    ],
+)
+def test_pylti1p3_cookie_check_page_is_emulated(
+    lms: TestPlatform, host: str, framed: bool, ok: bool
+) -> None:
+    with FakeTool(lms, host=host) as tool:
+        tool.cookie_check = True
+        tool.register()
+        plan = lms.prepare_launch("tool-1", user_id="u-1", context_id="ctx-1")
+        with Browser(framed=framed) as b:
+            resp = b.launch(plan)
+        if ok:
+            assert resp.status_code == 200 and resp.json()["ok"]
+            assert "lti1p3_new_window=1" in b.history[1].url
+        else:
+            assert "lti1p3-warning-msg" in resp.text and not lms.auth_requests
+
+
 def ctx(
     top: str, url: str, same: bool = True, nav: bool = True, method: str = "GET"
 ) -> CookieContext:

@@ -153,3 +153,28 @@ def test_platform_storage_messages() -> None:
     }
     assert replies["m12"]["msg"]["value"] is None
     assert {entry["direction"] for entry in result["logs"]} == {"request", "response"}
+
+
+SYNTAX = """
+const vm = require('vm');
+for (const src of JSON.parse(process.argv[1])) { new vm.Script(src); }
+"""
+
+
+def test_page_scripts_parse(lms: TestPlatform, tool: FakeTool, reg: ToolRegistration) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    plan = lms.prepare_launch(
+        "tool-1", user_id="u-1", context_id="ctx-1", lti_storage_target="post_message_forwarding"
+    )
+    pages = [
+        requests.get(lms.course_url(plan), timeout=5).text,
+        requests.get(lms.url + "/platform_storage/frame", timeout=5).text,
+        requests.get(lms.registration_page_url("http://127.0.0.1:9/reg"), timeout=5).text,
+    ]
+    scripts = [
+        chunk.split("</script>")[0] for html in pages for chunk in html.split("<script>")[1:]
+    ]
+    assert len(scripts) == 5
+    subprocess.run([node, "-e", SYNTAX, json.dumps(scripts)], check=True, timeout=30)

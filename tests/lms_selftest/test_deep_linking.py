@@ -40,7 +40,8 @@ def post(lms: TestPlatform, token: str) -> requests.Response:
 def test_accepted_response_creates_links_and_lineitems(
     lms: TestPlatform, tool: FakeTool, plan: LaunchPlan
 ) -> None:
-    resp = post(lms, tool.dl_response(plan, [ITEM], **{C.DL_MSG: "Added"}))
+    extra: dict[str, Any] = {C.DL_MSG: "Added"}
+    resp = post(lms, tool.dl_response(plan, [ITEM], **extra))
     assert resp.status_code == 200, resp.text
     assert "Content received" in resp.text and "Module 1 quiz" in resp.text
     [record] = lms.deep_link_responses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -53,7 +54,7 @@ def test_assertion_claim_checks(
     lms: TestPlatform,
     tool: FakeTool,
     reg: ToolRegistration,
-    claims: dict[str, object],
+    claims: dict[str, Any],
     status: int,
     code: str,
 ) -> None:

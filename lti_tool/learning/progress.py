@@ -1,0 +1,258 @@
+"""Where a learner stands in the course: per-module state, CECs, time left, where to continue."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..content import Course, Lesson, Module
+from ..db import as_utc
+from ..record import ledger
+from .models import LessonProgress, QuizAttempt
+
+# A quiz takes about a minute per question; used only for the "time left" estimate.
+MINUTES_PER_QUESTION = 1
+
+
+class ModuleState(enum.StrEnum):
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    PASSED = "passed"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A place in the course: a lesson, or a module's quiz (lesson is None)."""
+
+    module: Module
+    module_number: int
+    lesson: Lesson | None
+    lesson_number: int | None
+
+
+@dataclass
+class ModuleProgress:
+    module: Module
+    number: int
+    lessons_done: set[str] = field(default_factory=set)
+    lessons_opened: set[str] = field(default_factory=set)
+    attempts: int = 0
+    best_correct: int | None = None
+    best_total: int | None = None
+    passed: bool = False
+    last_submitted_at: datetime | None = None
+    open_attempt_id: int | None = None
+    credited: bool = False  # CECs counted in the current cycle
+    credited_earlier: bool = False  # credited in an earlier cycle only
+
+    @property
+    def lessons_complete(self) -> bool:
+        return all(les.id in self.lessons_done for les in self.module.lessons)
+
+    @property
+    def quiz_unlocked(self) -> bool:
+        return self.lessons_complete or self.passed
+
+    @property
+    def state(self) -> ModuleState:
+        if self.passed and (self.credited or not self.credited_earlier):
+            return ModuleState.PASSED
+        if self.lessons_done or self.lessons_opened or self.attempts:
+            return ModuleState.IN_PROGRESS
+        return ModuleState.NOT_STARTED
+
+    @property
+    def best_fraction(self) -> float | None:
+        if self.best_correct is None or not self.best_total:
+            return None
+        return self.best_correct / self.best_total
+
+    @property
+    def minutes_left(self) -> int:
+        lessons = sum(les.minutes for les in self.module.lessons if les.id not in self.lessons_done)
+        return lessons
+
+    @property
+    def has_progress(self) -> bool:
+        return bool(self.lessons_done or self.attempts)
+
+
+@dataclass
+class CourseProgress:
+    course: Course
+    modules: list[ModuleProgress]
+    cecs_earned: float
+    continue_at: Step | None
+    started: bool
+
+    @property
+    def cecs_total(self) -> float:
+        return self.course.cecs
+
+    @property
+    def complete(self) -> bool:
+        return all(m.credited for m in self.modules)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.cecs_earned / self.course.cecs) if self.course.cecs else 0.0
+
+    @property
+    def minutes_left(self) -> int:
+        per_quiz = self.course.questions_per_attempt * MINUTES_PER_QUESTION
+        return sum(
+            m.minutes_left + (0 if m.credited else per_quiz) for m in self.modules if not m.credited
+        )
+
+    @property
+    def has_progress(self) -> bool:
+        return any(m.has_progress for m in self.modules)
+
+    def module(self, module_id: str) -> ModuleProgress | None:
+        return next((m for m in self.modules if m.module.id == module_id), None)
+
+
+def steps(course: Course) -> list[Step]:
+    out: list[Step] = []
+    for mi, module in enumerate(course.modules, start=1):
+        for li, lesson in enumerate(module.lessons, start=1):
+            out.append(Step(module, mi, lesson, li))
+        out.append(Step(module, mi, None, None))
+    return out
+
+
+def load(
+    s: Session, instructor_id: int, course: Course, exam_date: date | None, today: date
+) -> CourseProgress:
+    mods = {m.id: ModuleProgress(m, i) for i, m in enumerate(course.modules, start=1)}
+    last_lesson: tuple[datetime, str, str] | None = None
+    for row in s.scalars(
+        select(LessonProgress).where(
+            LessonProgress.instructor_id == instructor_id, LessonProgress.course_id == course.id
+        )
+    ):
+        mp = mods.get(row.module_id)
+        if mp is None or mp.module.lesson(row.lesson_id) is None:
+            continue  # removed from the course since
+        mp.lessons_opened.add(row.lesson_id)
+        if row.completed_at is not None:
+            mp.lessons_done.add(row.lesson_id)
+        opened = as_utc(row.last_opened_at)
+        if last_lesson is None or opened > last_lesson[0]:
+            last_lesson = (opened, row.module_id, row.lesson_id)
+    attempts = s.execute(
+        select(
+            QuizAttempt.id,
+            QuizAttempt.module_id,
+            QuizAttempt.submitted_at,
+            QuizAttempt.correct,
+            QuizAttempt.total,
+            QuizAttempt.passed,
+        ).where(QuizAttempt.instructor_id == instructor_id, QuizAttempt.course_id == course.id)
+    ).all()
+    for att_id, module_id, submitted_at, correct, total, passed in attempts:
+        mp = mods.get(module_id)
+        if mp is None:
+            continue
+        if submitted_at is None:
+            mp.open_attempt_id = att_id
+            continue
+        if correct is None:
+            continue  # abandoned when the course version changed
+        mp.attempts += 1
+        submitted = as_utc(submitted_at)
+        if mp.last_submitted_at is None or submitted > mp.last_submitted_at:
+            mp.last_submitted_at = submitted
+        if mp.best_correct is None or correct / max(total, 1) > mp.best_correct / max(
+            mp.best_total or 1, 1
+        ):
+            mp.best_correct, mp.best_total = correct, total
+        mp.passed = mp.passed or bool(passed)
+    win = ledger.window(exam_date, today)
+    earned = 0.0
+    for award in ledger.awards(s, instructor_id, course.id):
+        mp = mods.get(award.module_id)
+        if award.awarded_on in win:
+            earned += float(award.cecs)
+            if mp is not None:
+                mp.credited = True
+        elif mp is not None:
+            mp.credited_earlier = True
+    modules = list(mods.values())
+    return CourseProgress(
+        course=course,
+        modules=modules,
+        cecs_earned=earned,
+        continue_at=_continue_at(course, mods, last_lesson),
+        started=last_lesson is not None or bool(attempts),
+    )
+
+
+def _step_done(step: Step, mods: dict[str, ModuleProgress]) -> bool:
+    mp = mods[step.module.id]
+    if step.lesson is not None:
+        return step.lesson.id in mp.lessons_done
+    return mp.credited or (mp.passed and not mp.credited_earlier)
+
+
+def _continue_at(
+    course: Course, mods: dict[str, ModuleProgress], last: tuple[datetime, str, str] | None
+) -> Step | None:
+    """Resume where the learner left off: the last lesson opened if unfinished, else the next
+    unfinished step after it (wrapping round to anything skipped earlier)."""
+    all_steps = steps(course)
+    start = 0
+    if last is not None:
+        _, module_id, lesson_id = last
+        for i, st in enumerate(all_steps):
+            if st.module.id == module_id and st.lesson is not None and st.lesson.id == lesson_id:
+                start = i
+                break
+    for st in all_steps[start:] + all_steps[:start]:
+        if not _step_done(st, mods):
+            return st
+    return None
+
+
+def _insert_ignore(s: Session, model: type[LessonProgress], values: dict[str, object]) -> None:
+    """Insert unless the row exists: two tabs opening a lesson at once must not fail."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    dialect = s.get_bind().dialect.name
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    s.execute(ins(model).values(**values).on_conflict_do_nothing())
+
+
+def open_lesson(
+    s: Session, instructor_id: int, course: Course, lesson: Lesson, now: datetime
+) -> LessonProgress:
+    where = {
+        "instructor_id": instructor_id,
+        "course_id": course.id,
+        "module_id": lesson.module_id,
+        "lesson_id": lesson.id,
+    }
+    row = s.scalars(select(LessonProgress).filter_by(**where)).first()
+    if row is None:
+        _insert_ignore(s, LessonProgress, {**where, "first_opened_at": now, "last_opened_at": now})
+        row = s.scalars(select(LessonProgress).filter_by(**where)).one()
+    else:
+        row.last_opened_at = now
+    return row
+
+
+def complete_lesson(
+    s: Session, instructor_id: int, course: Course, lesson: Lesson, now: datetime
+) -> bool:
+    """Mark a lesson read to the end. True if this changed anything."""
+    row = open_lesson(s, instructor_id, course, lesson, now)
+    if row.completed_at is not None:
+        return False
+    row.completed_at = now
+    row.completed_version = course.version
+    return True
