@@ -30,5 +30,30 @@ def delete(key: str) -> None:
     cache.delete(key)
 
 
+def remove_expired() -> int:
+    """Delete expired entries of the file cache (Redis expires keys by itself)."""
+    import os
+    import struct
+    import time
+
+    backend = cache.cache
+    directory = getattr(backend, "_path", None)
+    if not directory or not hasattr(backend, "_list_dir"):
+        return 0
+    removed = 0
+    now = time.time()
+    for name in backend._list_dir():
+        try:
+            with open(name, "rb") as fh:
+                # cachelib's own header: the expiry as a native unsigned int.
+                (expires,) = struct.unpack("I", fh.read(4))
+            if expires != 0 and expires < now:
+                os.remove(name)
+                removed += 1
+        except (OSError, struct.error):
+            continue
+    return removed
+
+
 def backend_name() -> str:
     return str(current_app.config.get("CACHE_TYPE"))

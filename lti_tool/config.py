@@ -80,6 +80,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "LTI_INVITE_TTL": _int("LTI_INVITE_TTL", 7 * 24 * 3600),
         "SESSION_MAX_AGE": _int("SESSION_MAX_AGE", 12 * 3600),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        # Where the course lives; by default the checkout's course_content/.
+        **({"COURSE_CONTENT_DIR": os.environ["COURSE_CONTENT_DIR"]}
+           if os.environ.get("COURSE_CONTENT_DIR") else {}),
         "CACHE_DEFAULT_TIMEOUT": 3600,
         # Grade passback (lti_tool.passback): "thread" sends right after commit in the
         # background, "inline" in the committing thread, "off" leaves it to the worker.
@@ -100,7 +103,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         cfg.update(
             CACHE_TYPE="FileSystemCache",
             CACHE_DIR=str(Path(instance_path) / "cache"),
-            # The file cache prunes above its threshold; login states must not be pruned early.
-            CACHE_THRESHOLD=100_000,
+            # No threshold: cachelib then keeps no file count, which costs two extra file
+            # writes per set, and never prunes live login states early. Expired entries are
+            # removed by `flask lti prune`.
+            CACHE_THRESHOLD=0,
         )
     return cfg

@@ -138,3 +138,27 @@ def current_command() -> None:
 def as_utc(dt: datetime) -> datetime:
     """SQLite hands back naive datetimes even for timezone-aware columns; they were UTC."""
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def upsert(
+    s: Session,
+    model: type[Base],
+    key: dict[str, Any],
+    values: dict[str, Any],
+    returning: tuple[str, ...] = ("id",),
+) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE SET values RETURNING …, in the caller's transaction.
+
+    One statement instead of select-then-insert: no race between two launches of the same
+    person, and one round trip (PostgreSQL and SQLite ≥ 3.35 both support it).
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(model).values(**key, **values)
+    # With nothing to update, touch a key column so that RETURNING still yields the row.
+    update = values or {next(iter(key)): stmt.excluded[next(iter(key))]}
+    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=update)
+    columns = [getattr(model, name) for name in returning]
+    return s.execute(stmt.returning(*columns)).one()

@@ -183,3 +183,26 @@ def test_canvas_configuration_lists_the_tool_urls(env):
     placements = {p["placement"]: p for p in conf["extensions"][0]["settings"]["placements"]}
     assert placements["link_selection"]["message_type"] == "LtiDeepLinkingRequest"
     assert re.match(r"https?://", conf["target_link_uri"])
+
+
+def test_prune_removes_old_nonces_and_expired_cache_entries(env):
+    from datetime import timedelta
+
+    from lti_tool import cache, db
+    from lti_tool.db import utcnow
+    from lti_tool.lti.models import UsedNonce
+
+    assert env.launch("learner-1").status_code == 200
+    with env.app.app_context():
+        with db.standalone_session() as s:
+            s.add(UsedNonce(nonce="old-one", used_at=utcnow() - timedelta(days=1)))
+            s.commit()
+        with env.app.test_request_context():
+            cache.set("short-lived", 1, 1)
+    import time
+
+    time.sleep(1.2)
+    out = env.cli("lti", "prune")
+    assert out.exit_code == 0, out.output
+    assert "Pruned 1 used nonces." in out.output
+    assert env.count(UsedNonce) == 1  # the fresh one stays

@@ -15,6 +15,14 @@ from .model import Course
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
+# Per process and content folder: apps built for tests or workers share one parse. The key holds
+# the newest modification time, so an edited course is read again.
+_loaded: dict[tuple[str, float], Course] = {}
+
+
+def _signature(root: Path) -> tuple[str, float]:
+    newest = max((p.stat().st_mtime for p in root.rglob("*") if p.is_file()), default=0.0)
+    return str(root.resolve()), newest
 
 
 class ContentError(RuntimeError):
@@ -37,14 +45,19 @@ def get_course(app: Flask | None = None) -> Course:
     with _lock:
         course = app.extensions.get("lti_tool.course")
         if course is None:
-            loaded, problems = load(app.config["COURSE_CONTENT_DIR"])
-            if problems or loaded is None:
-                for p in problems[:20]:
-                    log.error("course content: %s", p)
-                raise ContentError(
-                    f"{len(problems)} problems in the course content; run 'flask content check'"
-                )
-            app.extensions["lti_tool.course"] = course = loaded
+            key = _signature(Path(app.config["COURSE_CONTENT_DIR"]))
+            course = _loaded.get(key)
+            if course is None:
+                loaded, problems = load(key[0])
+                if problems or loaded is None:
+                    for p in problems[:20]:
+                        log.error("course content: %s", p)
+                    raise ContentError(
+                        f"{len(problems)} problems in the course content; "
+                        "run 'flask content check'"
+                    )
+                _loaded[key] = course = loaded
+            app.extensions["lti_tool.course"] = course
     return course
 
 

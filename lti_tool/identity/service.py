@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..db import Base, utcnow
+from ..db import upsert, utcnow
 from ..lti.roles import is_course_admin
 from .models import Instructor, LmsContext, Membership, ResourceLink
 
@@ -19,8 +17,6 @@ log = logging.getLogger(__name__)
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
-
-M = TypeVar("M", bound=Base)
 
 
 @dataclass(frozen=True)
@@ -62,23 +58,6 @@ def parse_bool(value: Any) -> bool | None:
     return None
 
 
-def _get_or_create(s: Session, model: type[M], where: dict[str, Any]) -> M:
-    q = select(model).filter_by(**where)
-    row = s.scalars(q).first()
-    if row is not None:
-        return row
-    # Committed on its own so that losing a race costs nothing else (SQLite has no reliable
-    # SAVEPOINT through pysqlite); callers create rows before they change any.
-    row = model(**where)
-    s.add(row)
-    try:
-        s.commit()
-    except IntegrityError:
-        s.rollback()  # created by a concurrent launch of the same person or link
-        row = s.scalars(q).one()
-    return row
-
-
 def record_launch(
     s: Session,
     *,
@@ -87,81 +66,85 @@ def record_launch(
     claims: dict[str, Any],
     allow_assistants: bool = False,
 ) -> LaunchIdentity:
+    """Upsert the instructor, context, membership and resource link; the caller commits.
+
+    Four statements, no reads: this runs on every launch (see bench/launch).
+    """
     now = utcnow()
-    ctx_claim = claims.get(CLAIM + "context")
-    ctx_claim = (
-        ctx_claim if isinstance(ctx_claim, dict) and isinstance(ctx_claim.get("id"), str) else None
-    )
-    link_claim = claims.get(CLAIM + "resource_link")
-    link_claim = (
-        link_claim
-        if isinstance(link_claim, dict) and isinstance(link_claim.get("id"), str)
-        else None
-    )
+    custom = claims.get(CLAIM + "custom")
+    custom = custom if isinstance(custom, dict) else {}
 
-    # Rows first (each creation commits on its own), then every change in one commit.
-    inst = _get_or_create(s, Instructor, {"issuer": issuer, "sub": claims["sub"]})
-    ctx = membership = link = None
-    if ctx_claim:
-        ctx = _get_or_create(
-            s, LmsContext, {"deployment_id": deployment_pk, "context_id": ctx_claim["id"]}
-        )
-        membership = _get_or_create(s, Membership, {"instructor_id": inst.id, "context_pk": ctx.id})
-    if link_claim:
-        link = _get_or_create(
-            s, ResourceLink, {"deployment_id": deployment_pk, "resource_link_id": link_claim["id"]}
-        )
-
+    profile: dict[str, Any] = {"last_launch_at": now}
     # Names and e-mail only when sent: a launch without PII keeps what an earlier one gave.
     for attr, limit in (("name", 300), ("given_name", 200), ("family_name", 200), ("email", 320)):
         value = _str(claims.get(attr), limit)
-        if value is not None and getattr(inst, attr) != value:
-            setattr(inst, attr, value)
+        if value is not None:
+            profile[attr] = value
     presentation = claims.get(CLAIM + "launch_presentation")
     locale = _str(presentation.get("locale"), 35) if isinstance(presentation, dict) else None
-    if locale and inst.lms_locale != locale:
-        inst.lms_locale = locale
-    custom = claims.get(CLAIM + "custom")
-    custom = custom if isinstance(custom, dict) else {}
+    if locale:
+        profile["lms_locale"] = locale
     cert = parse_certification_date(custom.get("certification_date"))
-    if cert is not None and inst.certification_date != cert:
-        inst.certification_date = cert
-    elif "certification_date" in custom and cert is None:
+    if cert is not None:
+        profile["certification_date"] = cert
+    elif "certification_date" in custom:
         log.info("ignoring unusable certification_date %r", custom.get("certification_date"))
     member = parse_bool(custom.get("spin_member"))
-    if member is not None and inst.spin_member != member:
-        inst.spin_member = member
-    inst.last_launch_at = now
+    if member is not None:
+        profile["spin_member"] = member
+    inst_id, preferred = upsert(
+        s, Instructor, {"issuer": issuer, "sub": claims["sub"]}, profile,
+        returning=("id", "preferred_language"),
+    )
 
     roles = [r for r in claims.get(CLAIM + "roles") or [] if isinstance(r, str)]
     admin = is_course_admin(roles, allow_assistants)
-    if ctx is not None and ctx_claim is not None and membership is not None:
-        ctx.title = _str(ctx_claim.get("title"), 500) or ctx.title
-        ctx.label = _str(ctx_claim.get("label"), 255) or ctx.label
-        membership.roles = roles
-        membership.is_admin = admin
-        membership.last_launch_at = now
 
+    context_pk = None
+    ctx_claim = claims.get(CLAIM + "context")
+    if isinstance(ctx_claim, dict) and isinstance(ctx_claim.get("id"), str):
+        ctx_values = {
+            k: v
+            for k, v in (("title", _str(ctx_claim.get("title"), 500)),
+                         ("label", _str(ctx_claim.get("label"), 255)))
+            if v is not None
+        }
+        (context_pk,) = upsert(
+            s, LmsContext, {"deployment_id": deployment_pk, "context_id": ctx_claim["id"]},
+            ctx_values,
+        )
+        upsert(
+            s, Membership, {"instructor_id": inst_id, "context_pk": context_pk},
+            {"roles": roles, "is_admin": admin, "last_launch_at": now},
+        )
+
+    link_pk = None
     module_id = _str(custom.get("module"), 100)
-    if link is not None and link_claim is not None:
-        link.context_pk = ctx.id if ctx is not None else None
-        link.title = _str(link_claim.get("title"), 500) or link.title
+    link_claim = claims.get(CLAIM + "resource_link")
+    if isinstance(link_claim, dict) and isinstance(link_claim.get("id"), str):
+        link_values: dict[str, Any] = {"context_pk": context_pk}
+        title = _str(link_claim.get("title"), 500)
+        if title:
+            link_values["title"] = title
         if module_id:
-            link.module_id = module_id
+            link_values["module_id"] = module_id
         ags = claims.get(AGS_CLAIM)
         if isinstance(ags, dict):
-            link.ags_endpoint = ags
+            link_values["ags_endpoint"] = ags
         nrps = claims.get(NRPS_CLAIM)
         if isinstance(nrps, dict) and isinstance(nrps.get("context_memberships_url"), str):
-            link.nrps_url = nrps["context_memberships_url"]
-        module_id = link.module_id
+            link_values["nrps_url"] = nrps["context_memberships_url"][:1000]
+        link_pk, module_id = upsert(
+            s, ResourceLink,
+            {"deployment_id": deployment_pk, "resource_link_id": link_claim["id"]},
+            link_values, returning=("id", "module_id"),
+        )
 
-    s.commit()
     return LaunchIdentity(
-        instructor_id=inst.id,
-        context_pk=ctx.id if ctx is not None else None,
-        resource_link_pk=link.id if link is not None else None,
+        instructor_id=inst_id,
+        context_pk=context_pk,
+        resource_link_pk=link_pk,
         is_admin=admin,
-        preferred_language=inst.preferred_language,
+        preferred_language=preferred,
         module_id=module_id,
     )

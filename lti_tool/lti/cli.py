@@ -210,9 +210,12 @@ def list_keys() -> None:
 
 @lti_cli.command("prune")
 def prune() -> None:
-    """Delete used nonces older than the id_token lifetime (safe to run from cron)."""
+    """Delete used nonces and expired cache entries (safe to run from cron)."""
     horizon = utcnow() - timedelta(seconds=2 * current_app.config["LTI_ID_TOKEN_MAX_AGE"])
     with db.standalone_session() as s:
         result = s.execute(delete(UsedNonce).where(UsedNonce.used_at < horizon))
         s.commit()
         click.echo(f"Pruned {result.rowcount} used nonces.")  # type: ignore[attr-defined]
+    from .. import cache
+
+    click.echo(f"Removed {cache.remove_expired()} expired cache entries.")

@@ -213,7 +213,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
 
     def _check_browser_binding(self) -> None:
         state = self._get_request_param("state")
-        if self._cookie_service.get_cookie(state) == state:
+        if self._cookie_service.state_is_bound(state):
             self.binding = "cookie"
             return
         if self.login.get("storage_target") and self._get_request_param("lti_storage_target"):
@@ -232,9 +232,11 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise LtiError("bad_token", "no usable nonce")
         if nonce != self.login.get("nonce"):
             raise LtiError("bad_state", "the nonce was not issued with this state")
+        # Flushed, not committed: the launch's own writes follow in the same transaction, and a
+        # refused launch rolls it back (its nonce is then worthless anyway).
         self._db.add(UsedNonce(nonce=nonce))
         try:
-            self._db.commit()
+            self._db.flush()
         except IntegrityError as exc:
             self._db.rollback()
             raise LtiError("replayed", "nonce already used") from exc
@@ -283,7 +285,12 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise LtiError("bad_token", "context claim without a usable id")
 
     def save_launch_data(self) -> ToolMessageLaunch:
-        self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
+        # Only launches that are resumed later need their claims kept: deep linking (the
+        # response needs the settings) and platform-storage launches (confirmed by a second
+        # request). A resource-link launch keeps what it needs in the database.
+        message_type = self._jwt["body"].get(CLAIM + "message_type")
+        if message_type == "LtiDeepLinkingRequest" or self.binding == "platform_storage":
+            self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
         return self
 
     # -- results -----------------------------------------------------------------------------

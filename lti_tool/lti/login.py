@@ -1,27 +1,30 @@
 """OIDC third-party initiated login (LTI Core 1.3 §4.1, Security Framework §5.1.1).
 
-pylti1p3 builds the authentication request; around it we bind the nonce to the state in the
-shared cache (so the launch can check both belong to one login), refuse unknown or disabled
-platforms with a clear page, and write the state to platform storage when the LMS offers it.
+pylti1p3 builds the authentication request. Around it: the state is a signed, timestamped login
+record (the nonce, the registration, what a new-window restart needs), so the launch can check
+that state and nonce belong to one login of this tool without any server-side storage; unknown or
+disabled platforms get a clear page; and the state goes to platform storage when the LMS offers it.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, render_template, request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pylti1p3.contrib.flask import FlaskOIDCLogin, FlaskRequest
 from pylti1p3.exception import OIDCException
 from pylti1p3.session import SessionService
 from werkzeug.wrappers import Response
 
-from .. import cache, db
+from .. import db
 from .cookies import PartitionedCookieService
 from .errors import LtiError
 from .registry import DbToolConf, Registry
 
-LOGIN_KEY = "lti:login:"
+STATE_PREFIX = "state-"
 # Parameters a new-window restart of the login needs (LTI Core §4.1.1).
 RESTART_PARAMS = (
     "iss",
@@ -33,27 +36,43 @@ RESTART_PARAMS = (
 )
 
 
-class LoginStateStore(SessionService):
-    """Where pylti1p3 puts the nonce and the state's parameters: the shared cache.
+def _signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="lti-login-state")
 
-    pylti1p3 keeps the nonce in the Flask session by default, which a blocked third-party cookie
-    loses, and it never ties the nonce to the state. Here both are stored under the state.
-    """
 
-    def __init__(self, req: FlaskRequest, ttl: int) -> None:
-        super().__init__(req)
-        self._ttl = ttl
-        self._nonce: str | None = None
+class _NonceInState(SessionService):
+    """pylti1p3 hands us the nonce to keep; it already travels inside the signed state."""
 
     def save_nonce(self, nonce: str) -> None:
-        self._nonce = nonce
+        return None
 
-    def save_state_params(self, state: str, params: dict[str, Any]) -> None:
-        cache.set(LOGIN_KEY + state, {**params, "nonce": self._nonce}, self._ttl)
+
+class ToolOIDCLogin(FlaskOIDCLogin):
+    """pylti1p3's login whose state is the signed login record instead of a random id."""
+
+    def __init__(self, req: FlaskRequest, tool_conf: Any, record: dict[str, Any],
+                 cookies: PartitionedCookieService) -> None:
+        super().__init__(req, tool_conf, session_service=_NonceInState(req), cookie_service=cookies)
+        self._record = record
+        self._nonce = secrets.token_urlsafe(24)
+
+    def _get_uuid(self) -> str:
+        return str(_signer().dumps({**self._record, "nonce": self._nonce}))
+
+    def _generate_nonce(self) -> str:
+        return self._nonce
 
 
 def login_state(state: str) -> dict[str, Any] | None:
-    data = cache.get(LOGIN_KEY + state)
+    """The login record a state stands for, if this tool issued it recently."""
+    if not state.startswith(STATE_PREFIX):
+        return None
+    try:
+        data = _signer().loads(
+            state[len(STATE_PREFIX) :], max_age=current_app.config["LTI_LOGIN_STATE_TTL"]
+        )
+    except BadSignature:
+        return None
     return data if isinstance(data, dict) else None
 
 
@@ -94,15 +113,9 @@ def start(registry: Registry) -> Response:
 
     storage_target = req.get_param("lti_storage_target")
     cookies = PartitionedCookieService(req)
-    oidc = FlaskOIDCLogin(
-        req,
-        DbToolConf(registry, s),
-        session_service=LoginStateStore(req, current_app.config["LTI_LOGIN_STATE_TTL"]),
-        cookie_service=cookies,
-    )
-    params: dict[str, Any] = {k: req.get_param(k) for k in RESTART_PARAMS if req.get_param(k)}
-    params.update(client_id=view.client_id, reg=view.pk, storage_target=storage_target)
-    oidc.pass_params_to_launch(params)
+    record: dict[str, Any] = {k: req.get_param(k) for k in RESTART_PARAMS if req.get_param(k)}
+    record.update(client_id=view.client_id, reg=view.pk, storage_target=storage_target)
+    oidc = ToolOIDCLogin(req, DbToolConf(registry, s), record, cookies)
     try:
         redirect = oidc.get_redirect_object(redirect_uri())
     except OIDCException as exc:
@@ -118,7 +131,7 @@ def start(registry: Registry) -> Response:
         render_template(
             "lti/login_storage.html",
             auth_url=auth_url,
-            state=state,
+            state=cookies.short(state),
             storage_target=storage_target,
             platform_origin=f"{platform.scheme}://{platform.netloc}",
         )

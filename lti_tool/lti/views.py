@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     g,
     jsonify,
@@ -27,6 +26,7 @@ from .. import cache, db, i18n
 from ..identity.service import record_launch
 from ..web import csrf
 from . import dynreg, keys, login, services
+from .cookies import PartitionedCookieService
 from .errors import LtiError
 from .launch import CLAIM, ToolMessageLaunch
 from .session import carry_token_in_urls
@@ -67,12 +67,14 @@ def launch() -> Response | str:
     message = ToolMessageLaunch(FlaskRequest(), s, svc.registry, svc.platform_keys, svc.http)
     message.validate()
     if message.binding == "platform_storage":
+        s.commit()  # the nonce is spent even if the page never confirms
         pending = secrets.token_urlsafe(24)
+        state_hash = PartitionedCookieService.short(request.form["state"])
         cache.set(
             PENDING_KEY + pending,
             {
                 "launch_id": message.get_launch_id(),
-                "state": request.form["state"],
+                "state": state_hash,
                 "reg": message.registration_view.pk,
                 "dep": message.deployment_view.pk,
             },
@@ -84,7 +86,7 @@ def launch() -> Response | str:
         return render_template(
             "lti/launch_storage.html",
             pending=pending,
-            state=request.form["state"],
+            state=state_hash,
             storage_target=request.form.get("lti_storage_target", ""),
             platform_origin=f"{auth.scheme}://{auth.netloc}",
         )
@@ -132,6 +134,8 @@ def _start_session(
         claims=claims,
         allow_assistants=bool(current_app.config.get("ALLOW_ASSISTANT_ADMINS", False)),
     )
+    # One transaction per launch: the spent nonce and the launch's identity records.
+    s.commit()
     presentation = claims.get(CLAIM + "launch_presentation")
     locale = presentation.get("locale") if isinstance(presentation, dict) else None
     lang = (
@@ -165,9 +169,8 @@ def _start_session(
         message_type,
     )
     if message_type == "LtiDeepLinkingRequest":
-        if not ident.is_admin:
-            abort(403)
-        return redirect(url_for("course.deep_link"), code=303)
+        # The picker checks the role itself (403 for learners; TAs where the course allows).
+        return redirect(url_for("deeplink.picker"), code=303)
     if ident.module_id:
         return redirect(url_for("course.module", module_id=ident.module_id), code=303)
     return redirect(url_for("course.home"), code=303)
