@@ -152,11 +152,10 @@ def upsert(
     One statement instead of select-then-insert: no race between two launches of the same
     person, and one round trip (PostgreSQL and SQLite ≥ 3.35 both support it).
     """
-    if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(model).values(**key, **values)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    stmt: Any = dialect.insert(model).values(**key, **values)
     # With nothing to update, touch a key column so that RETURNING still yields the row.
     update = values or {next(iter(key)): stmt.excluded[next(iter(key))]}
     stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=update)

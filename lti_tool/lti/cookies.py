@@ -22,8 +22,8 @@ class PartitionedCookieService(FlaskCookieService):
     def short(value: str) -> str:
         return hashlib.sha256(value.encode()).hexdigest()[:40]
 
-    def set_cookie(self, name: str, value: str, exp: int | None = 3600) -> None:
-        super().set_cookie(self.short(name), self.short(value), exp)
+    def set_cookie(self, name: str, value: str | int, exp: int | None = 3600) -> None:
+        super().set_cookie(self.short(name), self.short(str(value)), exp)
 
     def get_cookie(self, name: str) -> str | None:
         value: str | None = super().get_cookie(self.short(name))
