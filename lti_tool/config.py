@@ -84,6 +84,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         **({"COURSE_CONTENT_DIR": os.environ["COURSE_CONTENT_DIR"]}
            if os.environ.get("COURSE_CONTENT_DIR") else {}),
         "CACHE_DEFAULT_TIMEOUT": 3600,
+        # LTI messages and forms are small; anything larger is refused with a 413.
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
         # Grade passback (lti_tool.passback): "thread" sends right after commit in the
         # background, "inline" in the committing thread, "off" leaves it to the worker.
         "PASSBACK_DELIVERY": os.environ.get("PASSBACK_DELIVERY", "thread"),

@@ -178,3 +178,16 @@ def test_cookies_are_partitioned_over_https_and_lax_over_http(env):
     )
     cookie = resp.headers["Set-Cookie"]
     assert "Secure" in cookie and "SameSite=None" in cookie and "Partitioned" in cookie
+
+
+def test_verify_compares_a_hostile_state_safely(cross_site_env):
+    """Attacker-controlled, non-ASCII state text against a real pending launch: a clean 400."""
+    e = cross_site_env
+    b = framed_browser(e)
+    plan = e.plan("learner-1", lti_storage_target="post_message_forwarding")
+    b.follow_auth(b.start_login(plan, login_url=e.login_url))
+    fields = _storage_page_fields(b.submit_form().text)
+    resp = b.post(e.tool.url + "/lti/launch/verify",
+                  data={"pending": fields["pending"], "state": "é" * 40})
+    assert resp.status_code == 400
+    assert env_count(e) == 0

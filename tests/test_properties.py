@@ -178,3 +178,10 @@ def test_signed_launches_with_random_claims_never_fail(env, overrides):
         # A refused launch writes nothing but the consumed nonce and an unknown deployment.
         for name in ("Instructor", "LmsContext", "Membership", "ResourceLink", "Registration"):
             assert after[name] == before[name], (name, overrides)
+
+
+def test_deeply_nested_token_is_a_clean_refusal(env):
+    nested = "[" * 100_000 + "]" * 100_000
+    token = _b64({"alg": "RS256"}) + "." + _b64(nested.encode()) + ".x"
+    resp = env.app.test_client().post("/lti/launch", data={"id_token": token, "state": "s"})
+    assert resp.status_code == 400

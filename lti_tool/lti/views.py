@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -28,7 +29,7 @@ from ..web import csrf
 from . import dynreg, keys, login, services
 from .cookies import PartitionedCookieService
 from .errors import LtiError
-from .launch import CLAIM, ToolMessageLaunch
+from .launch import CLAIM, LAUNCH_KEY, ToolMessageLaunch
 from .session import carry_token_in_urls
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _hint_language_from_token() -> None:
     try:
         body = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
         locale = body.get(CLAIM + "launch_presentation", {}).get("locale")
-    except (ValueError, IndexError, AttributeError, TypeError):
+    except (ValueError, IndexError, AttributeError, TypeError, RecursionError):
         return
     lang = i18n.negotiate(locale if isinstance(locale, str) else None)
     if lang:
@@ -80,8 +81,6 @@ def launch() -> Response | str:
             },
             current_app.config["LTI_LOGIN_STATE_TTL"],
         )
-        from urllib.parse import urlsplit
-
         auth = urlsplit(message.registration_view.auth_login_url)
         return render_template(
             "lti/launch_storage.html",
@@ -108,9 +107,11 @@ def launch_verify() -> Response:
     if not isinstance(pending, dict):
         raise LtiError("bad_state", "pending launch unknown, expired or used")
     cache.delete(PENDING_KEY + pending_id)
-    if not secrets.compare_digest(str(pending["state"]), request.form.get("state", "")):
+    # Bytes: compare_digest refuses non-ASCII str, and the form field is attacker-controlled.
+    sent = request.form.get("state", "").encode()
+    if not secrets.compare_digest(str(pending["state"]).encode(), sent):
         raise LtiError("bad_state", "platform storage returned another state")
-    claims = cache.get("lti:launch:" + pending["launch_id"])
+    claims = cache.get(LAUNCH_KEY + pending["launch_id"])
     if not isinstance(claims, dict):
         raise LtiError("bad_state", "launch data expired")
     presentation = claims.get(CLAIM + "launch_presentation")
