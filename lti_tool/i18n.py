@@ -113,13 +113,13 @@ def switch_language() -> Response:
     # Only a path on this site; an absolute URL here would be an open redirect.
     if not target.startswith("/") or target.startswith("//"):
         target = url_for("course.home")
-    from .lti.session import TOKEN_PARAM, session_token
+    from .lti.session import TOKEN_PARAM, current_token
 
     if getattr(session, "via_url", False):
         from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
         parts = urlsplit(target)
         query = [(k, v) for k, v in parse_qsl(parts.query) if k != TOKEN_PARAM]
-        query.append((TOKEN_PARAM, session_token(current_app, dict(session))))
+        query.append((TOKEN_PARAM, current_token()))
         target = urlunsplit(("", "", parts.path, urlencode(query), ""))
     return redirect(target, code=303)
