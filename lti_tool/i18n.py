@@ -8,7 +8,6 @@ from flask import (
     Blueprint,
     Flask,
     abort,
-    current_app,
     g,
     has_request_context,
     redirect,
