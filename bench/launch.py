@@ -41,8 +41,8 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from queue import Empty  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
+from queue import Empty  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import urljoin  # noqa: E402
 
@@ -98,6 +98,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def system_busy_seconds() -> float:
+    """CPU seconds all CPUs spent busy since boot (everything but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
 class Server:
     """One gunicorn master we started (and so may stop, by its pid)."""
 
@@ -148,11 +156,24 @@ class Server:
         self._log.close()
 
 
+def _gunicorn_private_flags() -> list[str]:
+    """gunicorn ≥ 27 opens a control socket at one fixed path per user by default; the bench's
+    three servers (and anyone else's) would take it from each other. It plays no part in
+    serving requests, so the bench turns it off where it exists."""
+    try:
+        from gunicorn.config import KNOWN_SETTINGS
+    except ImportError:
+        return []
+    names = {setting.name for setting in KNOWN_SETTINGS}
+    return ["--no-control-socket"] if "control_socket_disable" in names else []
+
+
 def gunicorn_argv(app: str, port: int, workers: int, extra: list[str] | None = None) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn",
         "-w", str(workers),
         "-b", f"{HOST}:{port}",
+        *_gunicorn_private_flags(),
         *(extra or []),
         app,
     ]
@@ -162,6 +183,8 @@ def base_env() -> dict[str, str]:
     env = dict(os.environ)
     # Only what the bench sets configures the tools.
     for name in list(env):
+        if name.startswith("BENCH_PROFILE_"):
+            continue  # bench/gunicorn_cprofile.py's settings
         if name.startswith(("BENCH_", "LTI_")) or name in (
             "DATABASE_URL", "REDIS_URL", "CACHE_REDIS_URL", "PUBLIC_BASE_URL", "SECRET_KEY",
             "TRUSTED_PROXY_HOPS", "AUTO_MIGRATE", "LOG_LEVEL", "FLASK_APP",
@@ -186,6 +209,9 @@ class Setup:
     minimal_key_file: Path
     database_url: str | None
     redis_url: str | None
+    content_dir: str | None = None
+    ours_template: Path | None = None  # registered SQLite database each run copies
+    ours_registered: bool = False
     gunicorn_extra: list[str] = field(default_factory=list)
 
     @property
@@ -211,6 +237,22 @@ class Setup:
         return f"http://{HOST}:{self.minimal_port}"
 
 
+def filesystem_of(path: Path) -> str:
+    """The file system type holding `path` (ext4, tmpfs, ...), from /proc/mounts."""
+    best, fstype = "", "unknown"
+    try:
+        with open("/proc/mounts") as fh:
+            for line in fh:
+                parts = line.split()
+                mount = parts[1]
+                inside = str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) > len(best):
+                    best, fstype = mount, parts[2]
+    except OSError:
+        pass
+    return fstype
+
+
 def write_key(path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path.write_bytes(
@@ -224,7 +266,7 @@ def write_key(path: Path) -> None:
 
 
 def make_setup(args: argparse.Namespace) -> Setup:
-    tmp = Path(tempfile.mkdtemp(prefix="lti-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="lti-bench-", dir=getattr(args, "tmp_dir", None)))
     setup = Setup(
         tmp=tmp,
         workers=args.workers,
@@ -236,6 +278,7 @@ def make_setup(args: argparse.Namespace) -> Setup:
         minimal_key_file=tmp / "minimal-tool-key.pem",
         database_url=args.database_url,
         redis_url=args.redis_url,
+        content_dir=getattr(args, "content_dir", None),
     )
     write_key(setup.platform_key_file)
     write_key(setup.minimal_key_file)
@@ -272,20 +315,54 @@ def start_platform(setup: Setup, workers: int = 2, threads: int = 4) -> Server:
     return server
 
 
-def ours_app_expression(cache_dir: Path) -> str:
+def ours_app_expression(cache_dir: Path, content_dir: str | None = None) -> str:
     # The tool takes the cache directory from its instance folder, which sits next to the package;
     # the factory's config argument moves it to the bench's temp dir without touching the code.
-    return f"lti_tool:create_app({{'CACHE_DIR': {str(cache_dir)!r}}})"
+    config = {"CACHE_DIR": str(cache_dir)}
+    if content_dir:
+        config["COURSE_CONTENT_DIR"] = str(Path(content_dir).resolve())
+    return f"lti_tool:create_app({config!r})"
 
 
-def start_ours(setup: Setup, run_dir: Path, extra: list[str] | None = None) -> Server:
-    run_dir.mkdir(parents=True)
+def ours_env(setup: Setup, run_dir: Path) -> dict[str, str]:
     env = base_env()
     env["SECRET_KEY"] = secrets.token_urlsafe(32)
     env["DATABASE_URL"] = setup.database_url or f"sqlite:///{run_dir / 'lti_tool.sqlite3'}"
     if setup.redis_url:
         env["REDIS_URL"] = setup.redis_url
-    app = ours_app_expression(run_dir / "cache")
+    return env
+
+
+def check_content(setup: Setup) -> None:
+    """Our course pages need valid course content; refuse to measure error pages."""
+    run_dir = setup.tmp / "content-check"
+    run_dir.mkdir()
+    app = ours_app_expression(run_dir / "cache", setup.content_dir)
+    check = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", app, "content", "check"],
+        cwd=ROOT, env=ours_env(setup, run_dir), capture_output=True, text=True, timeout=300,
+    )
+    if check.returncode != 0:
+        problems = [ln for ln in check.stdout.splitlines() if ln.strip()][-8:]
+        raise SystemExit(
+            "bench/launch: the course content has problems, so every course page would be an "
+            "error:\n  " + "\n  ".join(problems)
+            + "\nFix the content or pass --content-dir with a valid copy."
+        )
+    print("bench/launch: " + check.stdout.strip().splitlines()[-1], flush=True)
+
+
+def register_ours(setup: Setup) -> None:
+    """Register the bench platform in our tool with its CLI, once per bench.
+
+    On SQLite that happens in a template database (the CLI's app start also creates the schema
+    and the tool's signing key), which each run then copies, so every run starts from the same
+    fresh database without paying for the CLI again; with --database-url it is the given one.
+    """
+    run_dir = setup.tmp / "ours-template"
+    run_dir.mkdir()
+    env = ours_env(setup, run_dir)
+    app = ours_app_expression(run_dir / "cache", setup.content_dir)
     register = subprocess.run(
         [
             sys.executable, "-m", "flask", "--app", app, "lti", "add-platform",
@@ -297,10 +374,23 @@ def start_ours(setup: Setup, run_dir: Path, extra: list[str] | None = None) -> S
             "--deployment-id", DEPLOYMENT_ID,
             "--name", "Bench platform",
         ],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     if register.returncode != 0:
         raise RuntimeError(f"lti add-platform failed:\n{register.stdout}\n{register.stderr}")
+    setup.ours_template = None if setup.database_url else run_dir
+    setup.ours_registered = True
+
+
+def start_ours(setup: Setup, run_dir: Path, extra: list[str] | None = None) -> Server:
+    run_dir.mkdir(parents=True)
+    if not setup.ours_registered:
+        register_ours(setup)
+    if setup.ours_template is not None:
+        for f in setup.ours_template.glob("lti_tool.sqlite3*"):  # with -wal/-shm if any
+            shutil.copy2(f, run_dir / f.name)
+    env = ours_env(setup, run_dir)
+    app = ours_app_expression(run_dir / "cache", setup.content_dir)
     argv = gunicorn_argv(app, setup.ours_port, setup.workers, (extra or []) + setup.gunicorn_extra)
     server = Server(OURS, argv, env, run_dir / "gunicorn.log")
     server.wait_ready(setup.ours_base() + "/lti/jwks")
@@ -418,6 +508,49 @@ def one_launch(s: requests.Session, cfg: dict[str, Any], user: int) -> dict[str,
     if r.status_code != 200:
         raise LaunchFailed("launch", _detail(r))
     return steps
+
+
+def prime(cfg: dict[str, Any], threads: int, fast: float = 1.5, need: int = 5,
+          cap: float = 120.0) -> float:
+    """Warm every worker before the load: per-process start-up work (our tool loads the course
+    content on the first course page a worker serves, seconds of CPU) must not land in the
+    measured window.
+
+    Twice as many concurrent clients as workers: while a worker is busy with slow start-up
+    work the others' requests reach the other workers, so every worker soon serves pages. Done
+    when each client has seen `need` consecutive launches faster than `fast` seconds (a launch
+    that hits a worker still starting up is slow and restarts the count). Returns its seconds.
+    """
+    t0 = time.monotonic()
+    errors: list[str] = []
+
+    def run(n: int) -> None:
+        s = requests.Session()
+        streak = 0
+        while streak < need and time.monotonic() - t0 < cap:
+            t = time.monotonic()
+            try:
+                one_launch(s, cfg, n)
+            except (LaunchFailed, requests.RequestException) as exc:
+                errors.append(str(exc)[:300])
+                if len(errors) > 20:
+                    return
+                streak = 0
+                continue
+            streak = streak + 1 if time.monotonic() - t < fast else 0
+
+    ths = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    if errors:
+        raise RuntimeError(f"{cfg['tool']}: launches fail while warming up: {errors[0]}")
+    took = time.monotonic() - t0
+    if took >= cap:
+        print(f"    note: {cfg['tool']} still had slow launches after {cap:.0f} s of warming up",
+              flush=True)
+    return took
 
 
 def client_loop(
@@ -586,12 +719,15 @@ def run_tool(
     cpu_marks: dict[str, float] = {}
 
     def mark() -> None:
+        cpu_marks["system"] = system_busy_seconds()
+        cpu_marks["loadavg"] = os.getloadavg()[0]
         cpu_marks["tool"] = server.cpu_seconds()
         cpu_marks["platform"] = platform.cpu_seconds()
         cpu_marks["wall"] = time.monotonic()
 
     try:
         cfg = client_config(setup, tool, args.users)
+        prime_s = prime(cfg, threads=2 * args.workers)
         results, warm_until, end = run_clients(
             cfg, args.clients, args.client_mode, round_no, args.warmup, args.duration,
             on_measure_start=mark,
@@ -600,6 +736,7 @@ def run_tool(
         wall = time.monotonic() - cpu_marks["wall"]
         tool_cpu = server.cpu_seconds() - cpu_marks["tool"]
         platform_cpu = platform.cpu_seconds() - cpu_marks["platform"]
+        system_cpu = system_busy_seconds() - cpu_marks["system"]
         worker_count = len(server.worker_pids())
     finally:
         server.stop()
@@ -610,6 +747,7 @@ def run_tool(
         tool=tool,
         round=round_no + 1,
         boot_s=round(boot_s, 2),
+        prime_s=round(prime_s, 2),
         live_workers_at_end=worker_count,
         cpu_ms_per_launch={
             # Server CPU over the window (plus the short tail until the clients stopped);
@@ -622,8 +760,13 @@ def run_tool(
             "tool": tool_cpu / wall,
             "platform": platform_cpu / wall,
             "clients": summary["client_cpu_s"] / total_s,
+            # Whatever else ran on the machine meanwhile (other jobs skew the comparison).
+            "other": max(0.0, (system_cpu - tool_cpu - platform_cpu) / wall
+                         - summary["client_cpu_s"] / total_s),
+            "system": system_cpu / wall,
             "cpus": os.cpu_count(),
         },
+        loadavg_at_start=round(cpu_marks["loadavg"], 2),
         log=str(server.log_path),
     )
     return summary
@@ -644,6 +787,14 @@ def markdown(report: dict[str, Any]) -> str:
             + " | ".join(f"{r:.1f}" for r in rates)
             + f" | **{report['median'][tool]:.1f}** |"
         )
+    cpu = report["tool_cpu_ms_per_launch_median"]
+    for tool, label in ((OURS, "Our tool"), (MINIMAL, "Minimal tool")):
+        per_round = [x["cpu_ms_per_launch"]["tool"] for x in report["runs"] if x["tool"] == tool]
+        rows.append(
+            f"| {label} (server CPU ms/launch) | "
+            + " | ".join(f"{v:.1f}" for v in per_round)
+            + f" | {cpu[tool]:.1f} |"
+        )
     ratios = report["round_ratios"]
     rows.append(
         "| Ratio ours / minimal | "
@@ -655,9 +806,15 @@ def markdown(report: dict[str, Any]) -> str:
     note = (
         f"{c['clients']} clients ({c['client_mode']}), {c['duration']:g} s per run after "
         f"{c['warmup']:g} s warm-up, gunicorn -w {c['workers']} (sync) on 127.0.0.1, "
-        f"{c['backend']}, {c['cpus']} CPUs; errors: ours {errors[OURS]}, minimal "
+        f"{c['backend']} (temp dir on {c['tmp_filesystem']}), {c['cpus']} CPUs; "
+        f"errors: ours {errors[OURS]}, minimal "
         f"{errors[MINIMAL]}; target ≥ {TARGET_RATIO}×."
     )
+    if report["max_other_cpu_utilisation"] > 0.25:
+        note += (
+            f" Other processes used up to {report['max_other_cpu_utilisation']:.1f} CPUs "
+            "during a run; the rates are noisy."
+        )
     return "\n".join([head, sep, *rows, "", note])
 
 
@@ -673,6 +830,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="one process per client (default) or threads in one process")
     p.add_argument("--database-url", default=None, help="our tool's DB (default: temp SQLite)")
     p.add_argument("--redis-url", default=None, help="Redis for both tools' caches")
+    p.add_argument("--content-dir", default=None,
+                   help="course content for our tool (default: the tool's own course_content)")
+    p.add_argument("--tmp-dir", default=None,
+                   help="parent of the temp dir (DBs, file caches, logs); default: $TMPDIR or /tmp")
     p.add_argument("--only", choices=(OURS, MINIMAL), default=None, help="run one tool only")
     p.add_argument("--out", default=str(BENCH / "results" / "launch.json"))
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, DBs)")
@@ -684,6 +845,9 @@ def main(argv: list[str] | None = None) -> int:
     platform = start_platform(setup)
     runs: list[dict[str, Any]] = []
     try:
+        if args.only != MINIMAL:
+            check_content(setup)
+            register_ours(setup)
         for r in range(args.rounds):
             order = [OURS, MINIMAL] if r % 2 == 0 else [MINIMAL, OURS]
             for tool in order:
@@ -695,11 +859,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"round {r + 1} {tool:8s} {run['launches_per_s']:7.1f} launches/s  "
                     f"({run['launches']} launches, {run['errors']} errors, "
-                    f"p50 {run['latency_ms']['p50']:.0f} ms, p95 {run['latency_ms']['p95']:.0f} ms; "
+                    f"p50 {run['latency_ms']['p50']:.0f} ms, "
+                    f"p95 {run['latency_ms']['p95']:.0f} ms; "
                     f"CPU ms/launch tool {cpu['tool']:.1f} platform {cpu['platform']:.1f} "
                     f"clients {cpu['clients']:.1f})",
                     flush=True,
                 )
+                other = run["cpu_utilisation"]["other"]
+                if other > 0.25:
+                    print(f"    note: other processes used {other:.2f} CPUs during this run",
+                          flush=True)
                 for e in run["error_samples"][:2]:
                     print(f"    error at {e['step']}: {e['detail'][:200]}", flush=True)
     finally:
@@ -714,6 +883,12 @@ def main(argv: list[str] | None = None) -> int:
         if have_both else []
     )
     errors = {t: sum(x["errors"] for x in runs if x["tool"] == t) for t in (OURS, MINIMAL)}
+    tool_cpu_ms = {
+        t: statistics.median([x["cpu_ms_per_launch"]["tool"] for x in runs if x["tool"] == t])
+        if rates[t] else float("nan")
+        for t in (OURS, MINIMAL)
+    }
+    other_cpu = max((x["cpu_utilisation"]["other"] for x in runs), default=0.0)
     report = {
         "benchmark": "bench/launch",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -729,6 +904,9 @@ def main(argv: list[str] | None = None) -> int:
             + (" + Redis" if args.redis_url else " + file cache"),
             "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
+            "tmp_dir": str(setup.tmp.parent),
+            "tmp_filesystem": filesystem_of(setup.tmp),
+            "content_dir": str(Path(args.content_dir).resolve()) if args.content_dir else None,
         },
         "rates": rates,
         "median": median,
@@ -737,6 +915,8 @@ def main(argv: list[str] | None = None) -> int:
         "target_ratio": TARGET_RATIO,
         "meets_target": bool(have_both and ratio >= TARGET_RATIO),
         "errors": errors,
+        "tool_cpu_ms_per_launch_median": tool_cpu_ms,
+        "max_other_cpu_utilisation": other_cpu,
         "runs": runs,
         "total_runtime_s": round(time.monotonic() - started, 1),
     }

@@ -24,9 +24,10 @@ Served with `gunicorn -w 2 -b 127.0.0.1:PORT bench.minimal_tool:app` from the re
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
-from flask import Flask, abort, jsonify, render_template_string
+from flask import Flask, abort, jsonify
 from flask_caching import Cache
 from pylti1p3.contrib.flask import (
     FlaskCacheDataStorage,
@@ -53,7 +54,9 @@ if os.environ.get("BENCH_MIN_REDIS_URL"):
 else:
     app.config.update(
         CACHE_TYPE="FileSystemCache",
-        CACHE_DIR=os.environ.get("BENCH_MIN_CACHE_DIR", "/tmp/bench-minimal-cache"),
+        CACHE_DIR=os.environ.get(
+            "BENCH_MIN_CACHE_DIR", os.path.join(tempfile.gettempdir(), "bench-minimal-cache")
+        ),
         CACHE_THRESHOLD=100_000,
     )
 cache = Cache(app)
@@ -95,10 +98,13 @@ def _tool_conf() -> ToolConfDict:
 
 TOOL_CONF = _tool_conf()
 
-PAGE = """<!doctype html>
+# Compiled once (render_template_string would compile it on every request).
+PAGE = app.jinja_env.from_string(
+    """<!doctype html>
 <html><head><meta charset="utf-8"><title>{{ title }}</title></head>
 <body><h1>{{ title }}</h1><p>Welcome, {{ name }}.</p></body></html>
 """
+)
 
 
 def launch_data_storage() -> FlaskCacheDataStorage:
@@ -125,7 +131,7 @@ def launch() -> Any:
     message_launch.set_public_key_caching(storage, cache_lifetime=7200)
     data = message_launch.get_launch_data()
     link = data.get(CLAIM + "resource_link", {})
-    return render_template_string(PAGE, title=link.get("title", "Launch"), name=data.get("name"))
+    return PAGE.render(title=link.get("title", "Launch"), name=data.get("name"))
 
 
 @app.route("/jwks", methods=["GET"])

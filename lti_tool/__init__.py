@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, config, content, db, i18n, web
+from . import admin, cache, config, content, db, deeplink, i18n, learning, record, web
 from .course import views as course_views
 from .identity import models as _identity_models  # noqa: F401  (tables registered on Base)
 from .lti import init_app as lti_init_app
@@ -41,5 +41,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     lti_init_app(app)
     content.init_app(app)
     passback_init_app(app)
+    learning.init_app(app)
+    record.init_app(app)
+    admin.init_app(app)
+    deeplink.init_app(app)
     app.register_blueprint(course_views.bp)
     return app

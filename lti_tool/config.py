@@ -104,7 +104,7 @@ def from_environment(instance_path: str) -> dict[str, Any]:
     else:
         cfg.update(
             CACHE_TYPE="FileSystemCache",
-            CACHE_DIR=str(Path(instance_path) / "cache"),
+            CACHE_DIR=os.environ.get("CACHE_DIR") or str(Path(instance_path) / "cache"),
             # No threshold: cachelib then keeps no file count, which costs two extra file
             # writes per set, and never prunes live login states early. Expired entries are
             # removed by `flask lti prune`.

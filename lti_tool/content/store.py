@@ -18,6 +18,8 @@ _lock = threading.Lock()
 # Per process and content folder: apps built for tests or workers share one parse. The key holds
 # the newest modification time, so an edited course is read again.
 _loaded: dict[tuple[str, float], Course] = {}
+# A failed load is remembered too, so a broken course is not parsed again on every request.
+_failed: dict[tuple[str, float], str] = {}
 
 
 def _signature(root: Path) -> tuple[str, float]:
@@ -48,14 +50,17 @@ def get_course(app: Flask | None = None) -> Course:
             key = _signature(Path(app.config["COURSE_CONTENT_DIR"]))
             course = _loaded.get(key)
             if course is None:
+                if key in _failed:
+                    raise ContentError(_failed[key])
                 loaded, problems = load(key[0])
                 if problems or loaded is None:
                     for p in problems[:20]:
                         log.error("course content: %s", p)
-                    raise ContentError(
+                    _failed[key] = (
                         f"{len(problems)} problems in the course content; "
                         "run 'flask content check'"
                     )
+                    raise ContentError(_failed[key])
                 _loaded[key] = course = loaded
             app.extensions["lti_tool.course"] = course
     return course
@@ -64,6 +69,12 @@ def get_course(app: Flask | None = None) -> Course:
 def init_app(app: Flask) -> None:
     app.config.setdefault("COURSE_CONTENT_DIR", str(default_content_dir()))
     app.cli.add_command(content_cli)
+    # Parse and render the course when a worker starts, not on its first learner's request.
+    # A broken course is logged here and refused per request; `content check` still runs.
+    try:
+        get_course(app)
+    except ContentError as exc:
+        log.error("%s", exc)
 
 
 @click.group("content", cls=AppGroup, help="Course content commands.")

@@ -104,6 +104,7 @@ def sync(
         select(LearnerLink, ResourceLink.module_id)
         .join(ResourceLink, ResourceLink.id == LearnerLink.resource_link_pk)
         .where(LearnerLink.instructor_id == instructor_id)
+        .order_by(LearnerLink.id)  # one lock order for concurrent requests of one learner
     ).all()
     sent = 0
     for row, module_id in rows:

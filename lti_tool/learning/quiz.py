@@ -71,7 +71,9 @@ def form_token(secret: str, attempt: QuizAttempt) -> str:
     return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
-def draw(module: Module, per_attempt: int, previous: set[str]) -> tuple[list[str], dict[str, list[str]]]:
+def draw(
+    module: Module, per_attempt: int, previous: set[str]
+) -> tuple[list[str], dict[str, list[str]]]:
     """Questions not in the previous attempt come first, so a retake is a fresh draw."""
     fresh = [q for q in module.questions if q.id not in previous]
     seen = [q for q in module.questions if q.id in previous]
@@ -227,7 +229,7 @@ def submit(
         raise BadToken()
     graded = grade(course, questions(course, attempt), answers)
     # Exactly one submission wins, however many arrive at once.
-    result = s.execute(
+    won = s.execute(
         update(QuizAttempt)
         .where(QuizAttempt.id == attempt.id, QuizAttempt.submitted_at.is_(None))
         .values(
@@ -237,9 +239,10 @@ def submit(
             total=graded.total,
             passed=graded.passed,
         )
+        .returning(QuizAttempt.id)
         .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+    if won is None:
         s.rollback()
         raise AlreadySubmitted(attempt.id)
     s.refresh(attempt)

@@ -83,9 +83,12 @@ def arrive(
     """A page view of the course: reports "Started" the first time the learner comes from a
     link (and catches the link up with progress made elsewhere). Commits only if it wrote."""
     state = load(s, inst, course)
-    if gradebook_on and link_pk is not None:
-        if gradebook.sync(s, instructor_id=inst.id, progress=state, resource_link_pk=link_pk):
-            s.commit()
+    if (
+        gradebook_on
+        and link_pk is not None
+        and gradebook.sync(s, instructor_id=inst.id, progress=state, resource_link_pk=link_pk)
+    ):
+        s.commit()
     return state
 
 

@@ -112,11 +112,13 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             self._library(self.validate_registration)
             self.validate_jwt_signature()
             self._check_browser_binding()
-            self.validate_nonce()
             self.validate_deployment()
             self._check_claim_shapes()
             self._library(self.validate_message)
             self._check_message_type()
+            # Last: the nonce insert opens the launch's write transaction, and on SQLite that
+            # holds the database's write lock until the launch commits.
+            self.validate_nonce()
             self.save_launch_data()
         except Exception:
             self._validated = False

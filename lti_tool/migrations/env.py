@@ -5,10 +5,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from lti_tool.admin import models as _admin  # noqa: F401
 from lti_tool.db import Base
 from lti_tool.identity import models as _identity  # noqa: F401
+from lti_tool.learning import models as _learning  # noqa: F401
 from lti_tool.lti import models as _lti  # noqa: F401
 from lti_tool.passback import models as _passback  # noqa: F401
+from lti_tool.record import models as _record  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -32,7 +32,7 @@ __all__ = [
 
 def init_app(app: Flask) -> None:
     from .cli import passback_cli
-    from .delivery import make_services
+    from .jobs import make_services
 
     for key, default in DEFAULTS.items():
         app.config.setdefault(key, default)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..db import as_utc, utcnow
@@ -146,5 +146,9 @@ def resend_context(s: Session, *, context_pk: int) -> int:
     commits; returns the number of scores queued."""
     links = _links(s, context_pk)
     if links:
-        s.execute(delete(LineItemLink).where(LineItemLink.resource_link_pk.in_(links)))
+        s.execute(
+            update(LineItemLink)
+            .where(LineItemLink.resource_link_pk.in_(links))
+            .values(lineitem_url=None, origin=None, resolved_at=None)
+        )
     return _resend(s, links, None)

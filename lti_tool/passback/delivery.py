@@ -1,24 +1,22 @@
-"""Delivering a learner's newest pending score: lease, timestamp, send, record.
+"""Delivering the newest pending score of each learner in a batch: lease, timestamp, send, record.
 
 Each attempt commits its timestamp before the request leaves, so a retry (after a timeout the
 platform may have processed, or after this process was killed) always carries a later one:
 AGS §3.4 lets a platform ignore a score whose timestamp is not newer, and the tool would never
-learn of it.
+learn of it. A batch costs two short transactions whatever its size; the requests in between
+go out in parallel.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
 from flask import Flask
-from sqlalchemy import delete, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import db
@@ -26,250 +24,222 @@ from ..db import as_utc, utcnow
 from ..i18n import DEFAULT, negotiate
 from ..identity.models import Instructor, ResourceLink
 from ..lti.models import Deployment, Registration
-from . import leases
-from .http import (
-    AUTH,
-    FAIL,
-    RETRY,
-    SCOPE_LINEITEM,
-    SCOPE_LINEITEM_READONLY,
-    SCOPE_SCORE,
-    LineItemSpec,
-    ServiceError,
-    create_lineitem,
-    iter_lineitems,
-    post_score,
+from . import leases, lineitems
+from .http import AUTH, FAIL, RETRY, SCOPE_SCORE, ServiceError, lineitem_exists, post_score
+from .jobs import (
+    OK,
+    Job,
+    Outcome,
+    Target,
+    lease_seconds,
+    retry_delay,
+    score_body,
+    services,
+    token_scopes,
 )
 from .models import FAILED, PENDING, SENT, SUPERSEDED, LineItemLink, OutboxScore, PassbackTarget
-from .tokens import Platform, TokenCache
+from .tokens import Platform
 
 log = logging.getLogger(__name__)
 
-TAG = "spin-cecs"
 ONE_MICROSECOND = timedelta(microseconds=1)
-OK = "ok"
-Target = tuple[int, int]  # (resource_link_pk, instructor_id)
 
 
-@dataclass
-class Services:
-    """Per-app state shared by the sender threads and the worker."""
-
-    http: requests.Session
-    tokens: TokenCache
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    score_posts: int = 0
-
-    def count_post(self) -> None:
-        with self.lock:
-            self.score_posts += 1
-
-
-def services(app: Flask) -> Services:
-    found: Services = app.extensions["lti_tool.passback"]
-    return found
-
-
-def make_services(app: Flask) -> Services:
-    http = requests.Session()
-    cfg = app.config
-    threads = int(cfg["PASSBACK_WORKER_THREADS"]) + int(cfg["PASSBACK_SENDER_THREADS"])
-    adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=max(threads, 10))
-    http.mount("https://", adapter)
-    http.mount("http://", adapter)
-    from ..lti import USER_AGENT
-
-    http.headers["User-Agent"] = USER_AGENT
-    return Services(http=http, tokens=TokenCache(app, http))
-
-
-@dataclass(frozen=True)
-class Job:
-    row_id: int
-    target_id: int
-    owner: str
-    platform: Platform
-    ags: dict[str, Any]
-    resource_link_pk: int
-    resource_link_id: str
-    resource_id: str
-    course_language: str
-    score_maximum: float
-    body: dict[str, Any]
-    lineitem_url: str | None
-    lineitem_cached: bool
-    created_at: datetime
-
-
-@dataclass
-class Outcome:
-    kind: str
-    message: str | None = None
-    status: int | None = None
-    retry_after: float | None = None
-    lineitem_url: str | None = None
-    stale_lineitem: bool = False
-    token_fresh: bool = False
-
-
-def wire_time(value: datetime) -> str:
-    # ISO 8601 with microseconds and an explicit offset (AGS §3.4.4 timestamp).
-    return as_utc(value).isoformat(timespec="microseconds")
-
-
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
-def score_body(row: OutboxScore, user_id: str, timestamp: datetime) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "userId": user_id,
-        "activityProgress": row.activity_progress,
-        "gradingProgress": row.grading_progress,
-        "timestamp": wire_time(timestamp),
-    }
-    given = row.score_given
-    # Canvas shows a score of 0 as "needs grading" (canvas-lms#1977): until there is something
-    # to score, only progress is reported; an explicit final 0 is still sent.
-    if given is not None and (given > 0 or row.grading_progress == "FullyGraded"):
-        body["scoreGiven"] = _number(given)
-        body["scoreMaximum"] = _number(row.score_maximum)
-    if row.comment:
-        body["comment"] = row.comment
-    return body
-
-
-def token_scopes(ags: dict[str, Any]) -> list[str]:
-    granted = ags.get("scope")
-    wanted = (SCOPE_SCORE, SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY)
-    if isinstance(granted, list):
-        scopes = [s for s in wanted if s in granted]
-        # lineitem implies reading; asking for both is harmless but not needed.
-        if SCOPE_LINEITEM in scopes and SCOPE_LINEITEM_READONLY in scopes:
-            scopes.remove(SCOPE_LINEITEM_READONLY)
-        return scopes
-    return [SCOPE_SCORE]
-
-
-def lease_seconds(app: Flask) -> float:
-    return float(app.config["PASSBACK_LEASE_SECONDS"])
-
-
-def retry_delay(app: Flask, attempts: int, retry_after: float | None) -> float:
-    if retry_after is not None:
-        return retry_after + random.uniform(0, min(1.0, retry_after / 10))  # noqa: S311
-    base = float(app.config["PASSBACK_RETRY_BASE"])
-    cap = float(app.config["PASSBACK_RETRY_MAX"])
-    delay = min(cap, base * 2 ** min(max(attempts - 1, 0), 30))
-    # Full jitter on the upper half: a platform back from an outage is not hit by everyone at once.
-    return random.uniform(delay / 2, delay)  # noqa: S311
+def _of(targets: Iterable[Target]) -> Any:
+    """WHERE clause for outbox rows of these (resource link, instructor) pairs."""
+    by_link: dict[int, set[int]] = {}
+    for rl, iid in targets:
+        by_link.setdefault(rl, set()).add(iid)
+    return or_(
+        *(
+            and_(OutboxScore.resource_link_pk == rl, OutboxScore.instructor_id.in_(iids))
+            for rl, iids in by_link.items()
+        )
+    )
 
 
 # -------------------------------------------------------------------------------- phase 1
 
 
-def _prepare(app: Flask, target: Target) -> Job | None:
-    rl_pk, instructor_id = target
-    with db.standalone_session() as s:
+def _target_ids(s: Session, targets: set[Target]) -> dict[Target, int]:
+    def load() -> dict[Target, int]:
+        rows = s.execute(
+            select(PassbackTarget.resource_link_pk, PassbackTarget.instructor_id, PassbackTarget.id)
+            .where(
+                or_(
+                    *(
+                        and_(
+                            PassbackTarget.resource_link_pk == rl,
+                            PassbackTarget.instructor_id == iid,
+                        )
+                        for rl, iid in targets
+                    )
+                )
+            )
+        ).all()
+        return {(rl, iid): pk for rl, iid, pk in rows}
+
+    found = load()
+    missing = targets - found.keys()
+    if missing:
         leases.insert_ignore(
             s,
             PassbackTarget,
-            {"resource_link_pk": rl_pk, "instructor_id": instructor_id},
+            [{"resource_link_pk": rl, "instructor_id": iid} for rl, iid in sorted(missing)],
             ["resource_link_pk", "instructor_id"],
         )
-        target_id = s.scalars(
-            select(PassbackTarget.id).where(
-                PassbackTarget.resource_link_pk == rl_pk,
-                PassbackTarget.instructor_id == instructor_id,
-            )
-        ).one()
-        owner = leases.new_owner()
-        if not leases.take(s, PassbackTarget, target_id, owner, lease_seconds(app)):
-            s.rollback()
-            return None  # another thread or process is sending for this learner
-        # Read after taking the lease: the previous holder may just have moved the timestamp.
-        tgt = s.get(PassbackTarget, target_id, populate_existing=True)
-        assert tgt is not None
-        rows = list(
-            s.scalars(
-                select(OutboxScore)
+        found = load()
+    return found
+
+
+def _prepare(app: Flask, targets: Sequence[Target]) -> list[Job]:
+    """Lease the learners nobody else is sending for, reserve the timestamps; one transaction."""
+    now = utcnow()
+    with db.standalone_session() as s:
+        # A plain read first: a call that finds nothing due takes no write lock.
+        due = {
+            (int(rl), int(iid))
+            for rl, iid in s.execute(
+                select(OutboxScore.resource_link_pk, OutboxScore.instructor_id)
                 .where(
-                    OutboxScore.resource_link_pk == rl_pk,
-                    OutboxScore.instructor_id == instructor_id,
+                    _of(targets),
                     OutboxScore.state == PENDING,
+                    OutboxScore.next_attempt_at <= now,
                 )
-                .order_by(OutboxScore.id)
+                .distinct()
             )
+        }
+        if not due:
+            return []
+        ids = _target_ids(s, due)
+        owner = leases.new_owner()
+        taken = leases.take_many(s, PassbackTarget, list(ids.values()), owner, lease_seconds(app))
+        if not taken:
+            s.rollback()
+            return []  # other threads or processes are sending for these learners
+        mine = {t for t, pk in ids.items() if pk in taken}
+        # Read after taking the leases: a previous holder may just have moved the timestamps.
+        last = dict(
+            s.execute(
+                select(PassbackTarget.id, PassbackTarget.last_timestamp).where(
+                    PassbackTarget.id.in_(taken)
+                )
+            ).all()
         )
-        now = utcnow()
-        if rows:
-            for old in rows[:-1]:
-                old.state = SUPERSEDED
-            newest = rows[-1]
-        if not rows or as_utc(newest.next_attempt_at) > now:
-            leases.release(s, PassbackTarget, target_id, owner)
-            s.commit()
-            return None
-        job = _job(s, app, tgt, newest, owner)
-        if isinstance(job, str):
-            newest.state, newest.last_error = FAILED, job
-            leases.release(s, PassbackTarget, target_id, owner)
-            s.commit()
-            return None
+        newest: dict[Target, OutboxScore] = {}
+        for row in s.scalars(
+            select(OutboxScore)
+            .where(_of(mine), OutboxScore.state == PENDING)
+            .order_by(OutboxScore.id)
+        ):
+            key = (row.resource_link_pk, row.instructor_id)
+            if key in newest:
+                newest[key].state = SUPERSEDED  # only the newest pending score is ever sent
+            newest[key] = row
+        links = _links(s, {rl for rl, _iid in newest})
+        people = {
+            pk: (sub, locale, preferred)
+            for pk, sub, locale, preferred in s.execute(
+                select(
+                    Instructor.id,
+                    Instructor.sub,
+                    Instructor.lms_locale,
+                    Instructor.preferred_language,
+                ).where(Instructor.id.in_({iid for _rl, iid in newest}))
+            )
+        }
+        jobs: list[Job] = []
+        stamps: list[dict[str, Any]] = []
+        idle: list[int] = [ids[t] for t in mine - newest.keys()]
+        for key, row in newest.items():
+            target_id = ids[key]
+            if as_utc(row.next_attempt_at) > now:
+                idle.append(target_id)
+                continue
+            job = _job(row, target_id, last.get(target_id), owner, links, people)
+            if isinstance(job, str):
+                row.state, row.last_error = FAILED, job
+                idle.append(target_id)
+                continue
+            row.attempts = job.attempts
+            row.last_attempt_at = now
+            row.wire_timestamp = job.wire_timestamp
+            stamps.append({"id": target_id, "last_timestamp": job.wire_timestamp})
+            jobs.append(job.job)
+        if stamps:
+            s.execute(update(PassbackTarget), stamps)
+        leases.release(s, PassbackTarget, idle, owner)
         s.commit()
-        return job
+        return jobs
+
+
+LinkInfo = tuple[ResourceLink, Registration, LineItemLink | None]
+
+
+def _links(s: Session, pks: set[int]) -> dict[int, LinkInfo]:
+    if not pks:
+        return {}
+    rows = s.execute(
+        select(ResourceLink, Registration, LineItemLink)
+        .join(Deployment, Deployment.id == ResourceLink.deployment_id)
+        .join(Registration, Registration.id == Deployment.registration_id)
+        .outerjoin(LineItemLink, LineItemLink.resource_link_pk == ResourceLink.id)
+        .where(ResourceLink.id.in_(pks))
+    ).all()
+    return {link.id: (link, reg, known) for link, reg, known in rows}
+
+
+class _Planned:
+    def __init__(self, job: Job, attempts: int, wire_timestamp: datetime) -> None:
+        self.job, self.attempts, self.wire_timestamp = job, attempts, wire_timestamp
 
 
 def _job(
-    s: Session, app: Flask, tgt: PassbackTarget, row: OutboxScore, owner: str
-) -> Job | str:
-    """The attempt, with its timestamp reserved; or why the row can never be delivered."""
-    link = s.get(ResourceLink, row.resource_link_pk)
-    inst = s.get(Instructor, row.instructor_id)
-    if link is None or inst is None:
-        return "the resource link or the learner no longer exists"
+    row: OutboxScore,
+    target_id: int,
+    last_timestamp: datetime | None,
+    owner: str,
+    links: dict[int, LinkInfo],
+    people: dict[int, tuple[str, str | None, str | None]],
+) -> _Planned | str:
+    """The attempt and its timestamp; or why the row can never be delivered."""
+    found = links.get(row.resource_link_pk)
+    person = people.get(row.instructor_id)
+    if found is None or person is None:
+        return "the resource link, its registration or the learner no longer exists"
+    link, reg, known = found
     ags = link.ags_endpoint
     if not isinstance(ags, dict):
         return "the platform no longer offers grade passback for this link"
     if not isinstance(ags.get("scope"), list) or SCOPE_SCORE not in ags["scope"]:
         return "the platform did not grant the score scope (AGS) to this tool"
-    dep = s.get(Deployment, link.deployment_id)
-    reg = s.get(Registration, dep.registration_id) if dep is not None else None
-    if reg is None:
-        return "the platform registration no longer exists"
-    lineitem_url: str | None = ags.get("lineitem") if isinstance(ags.get("lineitem"), str) else None
-    cached = False
-    if lineitem_url is None:
-        lineitem_url = s.scalars(
-            select(LineItemLink.lineitem_url).where(
-                LineItemLink.resource_link_pk == link.id, LineItemLink.lineitem_url.is_not(None)
-            )
-        ).first()
-        cached = lineitem_url is not None
+    claim = ags.get("lineitem") if isinstance(ags.get("lineitem"), str) else None
+    if claim is not None and known is not None and known.dead_claim_url == claim:
+        claim = None  # deleted at the platform: find or create the column instead
     timestamp = as_utc(row.created_at)
-    if tgt.last_timestamp is not None:
-        timestamp = max(timestamp, as_utc(tgt.last_timestamp) + ONE_MICROSECOND)
-    now = utcnow()
-    tgt.last_timestamp = timestamp
-    row.attempts += 1
-    row.last_attempt_at = now
-    row.wire_timestamp = timestamp
-    return Job(
+    if last_timestamp is not None:
+        timestamp = max(timestamp, as_utc(last_timestamp) + ONE_MICROSECOND)
+    sub, lms_locale, preferred = person
+    attempts = row.attempts + 1
+    job = Job(
         row_id=row.id,
-        target_id=tgt.id,
+        target_id=target_id,
+        instructor_id=row.instructor_id,
         owner=owner,
+        attempts=attempts,
         platform=Platform(reg.id, reg.client_id, reg.auth_token_url, reg.auth_audience),
         ags=dict(ags),
         resource_link_pk=link.id,
         resource_link_id=link.resource_link_id,
         resource_id=link.module_id or "spin-recertification",
-        course_language=negotiate(inst.lms_locale) or inst.preferred_language or DEFAULT,
+        course_language=negotiate(lms_locale) or preferred or DEFAULT,
         score_maximum=row.score_maximum,
-        body=score_body(row, inst.sub, timestamp),
-        lineitem_url=lineitem_url,
-        lineitem_cached=cached,
+        body=score_body(row, sub, timestamp),
+        lineitem_url=claim or (known.lineitem_url if known is not None else None),
+        lineitem_from_claim=claim is not None,
         created_at=as_utc(row.created_at),
     )
+    return _Planned(job, attempts, timestamp)
 
 
 # -------------------------------------------------------------------------------- phase 2
@@ -284,189 +254,136 @@ def _send(app: Flask, job: Job) -> Outcome:
     fresh = False
     try:
         if url is None:
-            url = _resolve_lineitem(app, job, scopes)
+            url = lineitems.resolve(app, job, scopes)
         token, fresh = svc.tokens.get(job.platform, scopes)
         svc.count_post()
         status = post_score(svc.http, url, token, job.body, timeout)
     except ServiceError as exc:
         if exc.kind == AUTH and token is not None:
             svc.tokens.invalidate(job.platform, scopes, token)
+        stale = False
+        if exc.stale_lineitem and url is not None and token is not None:
+            stale = lineitem_exists(svc.http, url, token, timeout) is False
         return Outcome(
-            exc.kind,
-            exc.message,
+            RETRY if stale else exc.kind,
+            exc.message + (" (the gradebook column no longer exists)" if stale else ""),
             exc.status,
             exc.retry_after,
             url,
-            stale_lineitem=exc.stale_lineitem and job.lineitem_cached,
+            stale_lineitem=stale,
             token_fresh=fresh,
         )
+    except Exception as exc:  # a bug must not leave the lease held until it expires
+        log.exception("passback: sending score %s failed", job.row_id)
+        return Outcome(RETRY, f"internal error: {type(exc).__name__}")
     return Outcome(OK, None, status, lineitem_url=url)
 
 
-def _label(lang: str) -> str:
-    from flask_babel import force_locale, gettext
-
-    with force_locale(lang):
-        return gettext("SPIN® CECs")
-
-
-def _resolve_lineitem(app: Flask, job: Job, scopes: list[str]) -> str:
-    """Find this link's column by resourceLinkId and tag, or create it (AGS §3.2)."""
-    lineitems_url = job.ags.get("lineitems")
-    if not isinstance(lineitems_url, str):
-        raise ServiceError(FAIL, "the platform gave neither a line item nor a line items URL")
-    can_create = SCOPE_LINEITEM in scopes
-    if not can_create and SCOPE_LINEITEM_READONLY not in scopes:
-        raise ServiceError(
-            FAIL,
-            "the launch named no line item and the platform granted only the score scope, "
-            "so the tool can neither find nor create the gradebook column",
-        )
-    seconds = lease_seconds(app)
-    deadline = time.monotonic() + seconds + 1
-    owner = leases.new_owner()
-    pause = 0.02
-    while True:
-        with db.standalone_session() as s:
-            leases.insert_ignore(
-                s, LineItemLink, {"resource_link_pk": job.resource_link_pk}, ["resource_link_pk"]
-            )
-            s.commit()
-            row = s.scalars(
-                select(LineItemLink).where(LineItemLink.resource_link_pk == job.resource_link_pk)
-            ).one()
-            if row.lineitem_url:
-                return row.lineitem_url
-            claimed = leases.take(
-                s, LineItemLink, row.id, owner, seconds, LineItemLink.lineitem_url.is_(None)
-            )
-            s.commit()
-            if claimed:
-                try:
-                    url, origin = _find_or_create(app, job, scopes, lineitems_url, can_create)
-                except BaseException:
-                    leases.release(s, LineItemLink, row.id, owner)
-                    s.commit()
-                    raise
-                leases.release(
-                    s, LineItemLink, row.id, owner,
-                    lineitem_url=url, origin=origin, resolved_at=utcnow(),
-                )
-                s.commit()
-                return url
-        if time.monotonic() > deadline:
-            raise ServiceError(RETRY, "line item: another process did not finish resolving it")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.25)
-
-
-def _find_or_create(
-    app: Flask, job: Job, scopes: list[str], lineitems_url: str, can_create: bool
-) -> tuple[str, str]:
-    svc = services(app)
-    timeout = float(app.config["LTI_HTTP_TIMEOUT"])
-    for attempt in (1, 2):
-        token, fresh = svc.tokens.get(job.platform, scopes)
-        try:
-            coupled = [
-                item
-                for item in iter_lineitems(
-                    svc.http,
-                    lineitems_url,
-                    token,
-                    {"resource_link_id": job.resource_link_id, "limit": "100"},
-                    timeout,
-                )
-                if item.get("resourceLinkId") == job.resource_link_id
-            ]
-            tagged = [item for item in coupled if item.get("tag") == TAG]
-            if tagged:
-                return str(tagged[0]["id"]), "found"
-            if can_create:
-                spec = LineItemSpec(
-                    resource_link_id=job.resource_link_id,
-                    tag=TAG,
-                    resource_id=job.resource_id,
-                    label=_label(job.course_language),
-                    score_maximum=_number(job.score_maximum),
-                )
-                return create_lineitem(svc.http, lineitems_url, token, spec, timeout), "created"
-            if len(coupled) == 1:
-                return str(coupled[0]["id"]), "found"
-            raise ServiceError(
-                FAIL,
-                "no gradebook column for this link, and the tool may not create one "
-                "(the platform granted lineitem.readonly only)",
-            )
-        except ServiceError as exc:
-            if exc.kind != AUTH or attempt == 2 or fresh:
-                raise
-            svc.tokens.invalidate(job.platform, scopes, token)
-    raise AssertionError("unreachable")
+def _send_in_context(app: Flask, job: Job) -> Outcome:
+    with app.app_context():
+        return _send(app, job)
 
 
 # -------------------------------------------------------------------------------- phase 3
 
 
-def _record(app: Flask, job: Job, outcome: Outcome) -> None:
+def _record(app: Flask, jobs: list[Job], outcomes: list[Outcome]) -> None:
+    now = utcnow()
+    updates = []
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        values: dict[str, Any] = {
+            "id": job.row_id,
+            "http_status": outcome.status,
+            "lineitem_url": outcome.lineitem_url or job.lineitem_url,
+            "state": PENDING,
+            "sent_at": None,
+            "last_error": outcome.message,
+            "next_attempt_at": now,
+        }
+        if outcome.kind == OK:
+            values.update(state=SENT, sent_at=now, last_error=None)
+        elif outcome.kind == FAIL:
+            values.update(state=FAILED)
+        else:
+            values.update(_retry_values(app, job, outcome, now))
+        updates.append(values)
+        if outcome.kind != OK:
+            log.info("passback of score %s: %s (%s)", job.row_id, outcome.kind, outcome.message)
     with db.standalone_session() as s:
-        row = s.get(OutboxScore, job.row_id)
-        now = utcnow()
-        if row is not None:
-            row.http_status = outcome.status
-            if outcome.lineitem_url:
-                row.lineitem_url = outcome.lineitem_url
-            if outcome.kind == OK:
-                row.state, row.sent_at, row.last_error = SENT, now, None
-            elif outcome.kind == FAIL:
-                row.state, row.last_error = FAILED, outcome.message
-            else:
-                _schedule_retry(app, row, outcome, now)
-        if outcome.stale_lineitem and outcome.lineitem_url:
-            # The column was deleted at the platform: find or create it again next time.
-            s.execute(
-                delete(LineItemLink).where(
-                    LineItemLink.resource_link_pk == job.resource_link_pk,
-                    LineItemLink.lineitem_url == outcome.lineitem_url,
-                )
+        s.execute(update(OutboxScore), updates)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome.stale_lineitem and outcome.lineitem_url:
+                _forget_lineitem(s, job, outcome.lineitem_url)
+        for owner in {job.owner for job in jobs}:
+            leases.release(
+                s, PassbackTarget, [j.target_id for j in jobs if j.owner == owner], owner
             )
-        leases.release(s, PassbackTarget, job.target_id, job.owner)
         s.commit()
-    if outcome.kind != OK:
-        log.info("passback of score %s: %s (%s)", job.row_id, outcome.kind, outcome.message)
 
 
-def _schedule_retry(app: Flask, row: OutboxScore, outcome: Outcome, now: datetime) -> None:
+def _forget_lineitem(s: Session, job: Job, url: str) -> None:
+    """The column was deleted at the platform: the retry finds or creates it again."""
+    if job.lineitem_from_claim:
+        leases.insert_ignore(
+            s, LineItemLink, [{"resource_link_pk": job.resource_link_pk}], ["resource_link_pk"]
+        )
+        s.execute(
+            update(LineItemLink)
+            .where(LineItemLink.resource_link_pk == job.resource_link_pk)
+            .values(dead_claim_url=url)
+        )
+    s.execute(
+        update(LineItemLink)
+        .where(
+            LineItemLink.resource_link_pk == job.resource_link_pk,
+            LineItemLink.lineitem_url == url,
+        )
+        .values(lineitem_url=None, origin=None, resolved_at=None)
+    )
+
+
+def _retry_values(app: Flask, job: Job, outcome: Outcome, now: datetime) -> dict[str, Any]:
     give_up = timedelta(seconds=float(app.config["PASSBACK_GIVE_UP_AFTER"]))
-    if now - as_utc(row.created_at) > give_up:
-        row.state = FAILED
-        row.last_error = f"gave up after {row.attempts} attempts: {outcome.message}"
-        return
+    if now - job.created_at > give_up:
+        return {
+            "state": FAILED,
+            "last_error": f"gave up after {job.attempts} attempts: {outcome.message}",
+        }
     if outcome.kind == AUTH and not outcome.token_fresh:
         delay = 0.0  # the cached token had expired at the platform; a new one is one call away
     else:
-        delay = retry_delay(app, row.attempts, outcome.retry_after)
-    row.next_attempt_at = now + timedelta(seconds=delay)
-    row.last_error = outcome.message
+        delay = retry_delay(app, job.attempts, outcome.retry_after)
+    return {"next_attempt_at": now + timedelta(seconds=delay)}
 
 
 # -------------------------------------------------------------------------------- entry
 
 
-def deliver_target(app: Flask, target: Target, max_rounds: int = 20) -> int:
-    """Send what is due for one learner; returns the number of attempts made.
+def deliver(
+    app: Flask, targets: Sequence[Target], pool: Executor | None = None, max_rounds: int = 20
+) -> int:
+    """Send what is due for these learners; returns the number of attempts made.
 
-    After each attempt the lease is released and the outbox looked at again, so a score that
-    was committed while this one was in flight (its own sender found the lease taken) is not
-    left waiting for the worker.
+    After each round the leases are released and the outbox looked at again for the same
+    learners, so a score committed while theirs was in flight (its own sender found the lease
+    taken) does not wait for the worker.
     """
     attempts = 0
+    todo = list(dict.fromkeys(targets))
     with app.app_context():
         for _ in range(max_rounds):
-            job = _prepare(app, target)
-            if job is None:
+            jobs = _prepare(app, todo) if todo else []
+            if not jobs:
                 break
-            outcome = _send(app, job)
-            _record(app, job, outcome)
-            attempts += 1
+            if pool is not None and len(jobs) > 1:
+                outcomes = list(pool.map(lambda j: _send_in_context(app, j), jobs))
+            else:
+                outcomes = [_send(app, j) for j in jobs]
+            _record(app, jobs, outcomes)
+            attempts += len(jobs)
+            todo = [j.target for j in jobs]
     return attempts
+
+
+def deliver_target(app: Flask, target: Target) -> int:
+    return deliver(app, [target])

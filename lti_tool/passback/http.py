@@ -104,6 +104,24 @@ def classify(resp: requests.Response, what: str) -> ServiceError:
     return ServiceError(FAIL, message, status, stale_lineitem=status in (404, 410))
 
 
+def lineitem_exists(
+    http: requests.Session, lineitem_url: str, token: str, timeout: float
+) -> bool | None:
+    """After a 404 on a score: is the column gone, or only this user unknown (Canvas answers
+    404 for its test students)? None when the platform will not say."""
+    try:
+        resp = http.get(
+            lineitem_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": MT_LINEITEM},
+            timeout=timeout,
+        )
+    except requests.RequestException:
+        return None
+    if resp.status_code in (404, 410):
+        return False
+    return True if resp.status_code == 200 else None
+
+
 def _call(http: requests.Session, method: str, url: str, what: str, **kw: Any) -> requests.Response:
     try:
         return http.request(method, url, **kw)

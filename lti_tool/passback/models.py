@@ -114,6 +114,9 @@ class LineItemLink(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The launch's `lineitem` once the platform said it no longer exists (the column was
+    # deleted); launches keep naming it until the platform's own data changes.
+    dead_claim_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
 
 class AccessToken(Base):

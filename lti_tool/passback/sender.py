@@ -1,65 +1,73 @@
-"""Delivery right after commit, on a small pool of threads in the committing process.
+"""Delivery right after commit, by background threads of the committing process.
 
-The web request that awarded the CECs returns at once; the pool sends in the background. If
-the process dies first, the rows are still pending in the outbox and the worker sends them.
+The web request that awarded the CECs returns at once. Dispatcher threads take what has been
+committed since they last looked (one learner or a burst of hundreds) and deliver it as one
+batch, the requests in parallel. If the process dies first, the rows are still pending in the
+outbox and the worker sends them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
-from .delivery import Target, deliver_target
+from .delivery import deliver, deliver_target
+from .jobs import Target
 
 log = logging.getLogger(__name__)
+
+BATCH = 100
+DISPATCHERS = 2
 
 
 class Sender:
     def __init__(self, app: Flask, threads: int) -> None:
         self._app = app
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="passback")
-        self._lock = threading.Lock()
-        self._queued: set[Target] = set()
-        self._busy = 0
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="passback-send")
+        self._cond = threading.Condition()
+        self._queue: dict[Target, None] = {}  # insertion-ordered set
+        self._active = 0
+        self._threads: list[threading.Thread] = []
 
     def submit(self, targets: Iterable[Target]) -> None:
-        for target in targets:
-            with self._lock:
-                # A target already waiting in the queue will pick up this newer row too.
-                if target in self._queued:
-                    continue
-                self._queued.add(target)
-                self._busy += 1
-            self._pool.submit(self._run, target)
+        with self._cond:
+            for target in targets:
+                # A learner already waiting picks up this newer score too.
+                self._queue.setdefault(target, None)
+            if len(self._threads) < DISPATCHERS:
+                thread = threading.Thread(
+                    target=self._dispatch, name="passback-dispatch", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+            self._cond.notify()
 
-    def _run(self, target: Target) -> None:
-        with self._lock:
-            self._queued.discard(target)
-        try:
-            deliver_target(self._app, target)
-        except Exception:
-            # The row stays pending; the worker retries it.
-            log.exception("passback: delivery for %s failed", target)
-        finally:
-            with self._lock:
-                self._busy -= 1
+    def _dispatch(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                batch = list(self._queue)[:BATCH]
+                for target in batch:
+                    del self._queue[target]
+                self._active += 1
+            try:
+                deliver(self._app, batch, self._pool)
+            except Exception:
+                # The rows stay pending; the worker retries them.
+                log.exception("passback: delivery of %d learners failed", len(batch))
+            finally:
+                with self._cond:
+                    self._active -= 1
+                    self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._busy == 0:
-                    return True
-            time.sleep(0.01)
-        return False
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._active, timeout)
 
 
 _lock = threading.Lock()

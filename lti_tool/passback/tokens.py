@@ -69,6 +69,9 @@ class TokenCache:
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[int, str], threading.Lock] = {}
         self._memory: dict[tuple[int, str], _Cached] = {}
+        # A refused or failed token request, remembered briefly: without it every score of a
+        # batch would ask the platform again.
+        self._failed: dict[tuple[int, str], tuple[float, ServiceError]] = {}
         self.requests_made = 0
 
     def _key_lock(self, key: tuple[int, str]) -> threading.Lock:
@@ -86,7 +89,16 @@ class TokenCache:
             cached = self._memory.get(key)
             if cached is not None and cached.expires_at > utcnow():
                 return cached.token, False
-            token, expires_at, fresh = self._from_database_or_platform(platform, key)
+            failed = self._failed.get(key)
+            if failed is not None and time.monotonic() < failed[0]:
+                raise failed[1]
+            try:
+                token, expires_at, fresh = self._from_database_or_platform(platform, key)
+            except ServiceError as exc:
+                pause = exc.retry_after or float(self._app.config["PASSBACK_RETRY_BASE"])
+                self._failed[key] = (time.monotonic() + pause, exc)
+                raise
+            self._failed.pop(key, None)
             self._memory[key] = _Cached(token, expires_at)
             return token, fresh
 
@@ -121,7 +133,7 @@ class TokenCache:
                 leases.insert_ignore(
                     s,
                     AccessToken,
-                    {"registration_id": platform.pk, "scopes": key[1]},
+                    [{"registration_id": platform.pk, "scopes": key[1]}],
                     ["registration_id", "scopes"],
                 )
                 s.commit()
@@ -155,11 +167,13 @@ class TokenCache:
                 float(self._app.config["LTI_HTTP_TIMEOUT"]),
             )
         except BaseException:
-            leases.release(s, AccessToken, row_id, owner)
+            leases.release(s, AccessToken, [row_id], owner)
             s.commit()
             raise
         margin = min(float(self._app.config["PASSBACK_TOKEN_MARGIN"]), expires_in / 5)
         expires_at = utcnow() + timedelta(seconds=max(expires_in - margin, 1.0))
-        leases.release(s, AccessToken, row_id, owner, access_token=token, expires_at=expires_at)
+        leases.release(
+            s, AccessToken, [row_id], owner, access_token=token, expires_at=expires_at
+        )
         s.commit()
         return token, expires_at, True

@@ -15,7 +15,8 @@ from sqlalchemy import and_, func, or_, select
 
 from .. import db
 from ..db import utcnow
-from .delivery import Target, deliver_target
+from .delivery import deliver
+from .jobs import Target
 from .models import PENDING, OutboxScore, PassbackTarget
 
 log = logging.getLogger(__name__)
@@ -54,19 +55,16 @@ class Worker:
         self.stop = threading.Event()
         self.attempts = 0
 
-    def _deliver(self, target: Target) -> int:
-        try:
-            return deliver_target(self.app, target)
-        except Exception:
-            log.exception("passback: delivery for %s failed", target)
-            return 0
-
     def run_once(self) -> tuple[int, int]:
         """One pass over up to `batch` due learners: (learners found, attempts made)."""
         targets = due_targets(self.app, self.batch)
         if not targets:
             return 0, 0
-        made = sum(self.pool.map(self._deliver, targets))
+        try:
+            made = deliver(self.app, targets, self.pool)
+        except Exception:
+            log.exception("passback: delivery of %d learners failed", len(targets))
+            made = 0
         self.attempts += made
         return len(targets), made
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -86,6 +87,7 @@ def award_module(
     }
     keys = ["instructor_id", "course_id", "module_id", "cycle_key"]
     dialect = s.get_bind().dialect.name
+    stmt: Any
     if dialect == "postgresql":
         stmt = pg_insert(CecAward).values(**values).on_conflict_do_nothing(
             constraint="uq_cec_award_once_per_cycle"
@@ -94,8 +96,8 @@ def award_module(
         stmt = sqlite_insert(CecAward).values(**values).on_conflict_do_nothing(index_elements=keys)
     else:  # pragma: no cover - the tool supports PostgreSQL and SQLite only
         raise RuntimeError(f"unsupported database {dialect}")
-    result = s.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: the driver's rowcount is not reliable for ON CONFLICT DO NOTHING.
+    return s.execute(stmt.returning(CecAward.id)).scalar_one_or_none() is not None
 
 
 def renewed_keys(s: Session, instructor_id: int) -> set[str]:

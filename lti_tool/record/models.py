@@ -35,7 +35,11 @@ class CecAward(Base):
     __tablename__ = "cec_award"
     __table_args__ = (
         UniqueConstraint(
-            "instructor_id", "course_id", "module_id", "cycle_key", name="uq_cec_award_once_per_cycle"
+            "instructor_id",
+            "course_id",
+            "module_id",
+            "cycle_key",
+            name="uq_cec_award_once_per_cycle",
         ),
     )
 
@@ -64,7 +68,9 @@ class CertificationRenewal(Base):
 
     __tablename__ = "certification_renewal"
     __table_args__ = (
-        UniqueConstraint("instructor_id", "cycle_expires_on", name="uq_certification_renewal_cycle"),
+        UniqueConstraint(
+            "instructor_id", "cycle_expires_on", name="uq_certification_renewal_cycle"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
