@@ -150,14 +150,26 @@ def upsert(
     """INSERT … ON CONFLICT (key) DO UPDATE SET values RETURNING …, in the caller's transaction.
 
     One statement instead of select-then-insert: no race between two launches of the same
-    person, and one round trip (PostgreSQL and SQLite ≥ 3.35 both support it).
+    person, and one round trip (PostgreSQL and SQLite ≥ 3.35 both support it). The statement is
+    built once per column set and reused with bound parameters: this runs on every launch.
     """
-    from sqlalchemy.dialects import postgresql, sqlite
+    dialect = s.get_bind().dialect.name
+    shape = (dialect, model, tuple(key), tuple(values), returning)
+    stmt = _UPSERTS.get(shape)
+    if stmt is None:
+        from sqlalchemy import bindparam
+        from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-    stmt: Any = dialect.insert(model).values(**key, **values)
-    # With nothing to update, touch a key column so that RETURNING still yields the row.
-    update = values or {next(iter(key)): stmt.excluded[next(iter(key))]}
-    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=update)
-    columns = [getattr(model, name) for name in returning]
-    return s.execute(stmt.returning(*columns)).one()
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        columns = [*key, *values]
+        insert = module.insert(model).values({c: bindparam(c) for c in columns})
+        # With nothing to update, touch a key column so that RETURNING still yields the row.
+        update = list(values) or [next(iter(key))]
+        stmt = insert.on_conflict_do_update(
+            index_elements=list(key), set_={c: insert.excluded[c] for c in update}
+        ).returning(*(getattr(model, name) for name in returning))
+        _UPSERTS[shape] = stmt
+    return s.execute(stmt, {**key, **values}).one()
+
+
+_UPSERTS: dict[tuple[Any, ...], Any] = {}
