@@ -6,6 +6,8 @@ Public surface:
   right after the caller commits, and retried by the worker until the platform has it.
 - `status(s, context_pk)`, `resend_learner(s, ...)`, `resend_context(s, ...)`: for the admin.
 - `init_app(app)`: the `flask passback` CLI (`run [--once] [--batch N]`, `status`).
+
+How it works, how to run the worker (systemd, cron) and its settings: README.md beside this.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Delivering the newest pending score of each learner in a batch: lease, timestamp, send, record.
+"""Delivering the newest pending score of each learner: lease, timestamp, send, record.
 
 Each attempt commits its timestamp before the request leaves, so a retry (after a timeout the
 platform may have processed, or after this process was killed) always carries a later one:
 AGS §3.4 lets a platform ignore a score whose timestamp is not newer, and the tool would never
-learn of it. A batch costs two short transactions whatever its size; the requests in between
-go out in parallel.
+learn of it. A group of learners sent in parallel costs two short transactions whatever its
+size.
 """
 
 from __future__ import annotations
@@ -360,28 +360,39 @@ def _retry_values(app: Flask, job: Job, outcome: Outcome, now: datetime) -> dict
 
 
 def deliver(
-    app: Flask, targets: Sequence[Target], pool: Executor | None = None, max_rounds: int = 20
+    app: Flask,
+    targets: Sequence[Target],
+    pool: Executor | None = None,
+    parallel: int = 1,
+    max_rounds: int = 20,
 ) -> int:
-    """Send what is due for these learners; returns the number of attempts made.
+    """Send what is due for these learners, `parallel` at a time; returns the attempts made.
 
-    After each round the leases are released and the outbox looked at again for the same
-    learners, so a score committed while theirs was in flight (its own sender found the lease
-    taken) does not wait for the worker.
+    Learners are leased `parallel` at a time, so that a lease only has to outlast one request
+    and a killed process holds few of them. After each round the outbox is looked at again
+    for the same learners: a score committed while theirs was in flight (its own sender found
+    the lease taken) does not wait for the worker.
     """
     attempts = 0
+    step = max(1, parallel if pool is not None else 1)
     todo = list(dict.fromkeys(targets))
     with app.app_context():
         for _ in range(max_rounds):
-            jobs = _prepare(app, todo) if todo else []
-            if not jobs:
+            again: list[Target] = []
+            for i in range(0, len(todo), step):
+                jobs = _prepare(app, todo[i : i + step])
+                if not jobs:
+                    continue
+                if pool is not None and len(jobs) > 1:
+                    outcomes = list(pool.map(lambda j: _send_in_context(app, j), jobs))
+                else:
+                    outcomes = [_send(app, j) for j in jobs]
+                _record(app, jobs, outcomes)
+                attempts += len(jobs)
+                again.extend(j.target for j in jobs)
+            if not again:
                 break
-            if pool is not None and len(jobs) > 1:
-                outcomes = list(pool.map(lambda j: _send_in_context(app, j), jobs))
-            else:
-                outcomes = [_send(app, j) for j in jobs]
-            _record(app, jobs, outcomes)
-            attempts += len(jobs)
-            todo = [j.target for j in jobs]
+            todo = again
     return attempts
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -219,7 +219,8 @@ def iter_lineitems(
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 yield item
-        url = resp.links.get("next", {}).get("url")
+        following = resp.links.get("next", {}).get("url")
+        url = urljoin(url, following) if following else None
 
 
 def create_lineitem(

@@ -22,41 +22,53 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 DISPATCHERS = 2
+IDLE_EXIT = 30.0  # seconds without work before the threads stop
 
 
 class Sender:
-    def __init__(self, app: Flask, threads: int) -> None:
+    def __init__(self, app: Flask, threads: int, idle_exit: float = IDLE_EXIT) -> None:
         self._app = app
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="passback-send")
+        self._threads_per_batch = threads
+        self._idle_exit = idle_exit
+        self._pool: ThreadPoolExecutor | None = None
         self._cond = threading.Condition()
         self._queue: dict[Target, None] = {}  # insertion-ordered set
         self._active = 0
-        self._threads: list[threading.Thread] = []
+        self._dispatchers = 0
 
     def submit(self, targets: Iterable[Target]) -> None:
         with self._cond:
             for target in targets:
                 # A learner already waiting picks up this newer score too.
                 self._queue.setdefault(target, None)
-            if len(self._threads) < DISPATCHERS:
-                thread = threading.Thread(
-                    target=self._dispatch, name="passback-dispatch", daemon=True
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._threads_per_batch, thread_name_prefix="passback-send"
                 )
-                self._threads.append(thread)
-                thread.start()
+            if self._dispatchers < DISPATCHERS:
+                self._dispatchers += 1
+                threading.Thread(
+                    target=self._dispatch, args=(self._pool,), name="passback-dispatch",
+                    daemon=True,
+                ).start()
             self._cond.notify()
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         while True:
             with self._cond:
-                while not self._queue:
-                    self._cond.wait()
+                if not self._cond.wait_for(lambda: bool(self._queue), self._idle_exit):
+                    # Idle: the threads go, and come back with the next score.
+                    self._dispatchers -= 1
+                    if self._dispatchers == 0 and self._pool is pool:
+                        self._pool = None
+                        pool.shutdown(wait=False)
+                    return
                 batch = list(self._queue)[:BATCH]
                 for target in batch:
                     del self._queue[target]
                 self._active += 1
             try:
-                deliver(self._app, batch, self._pool)
+                deliver(self._app, batch, pool, self._threads_per_batch)
             except Exception:
                 # The rows stay pending; the worker retries them.
                 log.exception("passback: delivery of %d learners failed", len(batch))

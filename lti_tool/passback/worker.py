@@ -51,6 +51,7 @@ class Worker:
     def __init__(self, app: Flask, batch: int, threads: int) -> None:
         self.app = app
         self.batch = batch
+        self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="passback-worker")
         self.stop = threading.Event()
         self.attempts = 0
@@ -61,7 +62,7 @@ class Worker:
         if not targets:
             return 0, 0
         try:
-            made = deliver(self.app, targets, self.pool)
+            made = deliver(self.app, targets, self.pool, self.threads)
         except Exception:
             log.exception("passback: delivery of %d learners failed", len(targets))
             made = 0
