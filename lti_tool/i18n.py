@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 
 from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     g,
     has_request_context,
     redirect,
@@ -15,12 +17,17 @@ from flask import (
     session,
     url_for,
 )
+from flask.sansio.app import App
 from flask_babel import Babel
 from werkzeug.wrappers import Response
 
 LANGUAGES = ("en", "de", "es")
 DEFAULT = "en"
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "es": "Español"}
+_POLICY = "lti_tool.i18n.policy"
+
+# (languages the session may use, the language to fall back to), or None: no restriction.
+LanguagePolicy = Callable[[], tuple[Sequence[str], str] | None]
 
 bp = Blueprint("i18n", __name__)
 
@@ -33,16 +40,46 @@ def negotiate(tag: str | None) -> str | None:
     return primary if primary in LANGUAGES else None
 
 
+def set_language_policy(app: App, policy: LanguagePolicy) -> None:
+    """Let another package narrow the languages of a session (e.g. per LMS course)."""
+    app.extensions[_POLICY] = policy
+
+
+def allowed_languages() -> tuple[tuple[str, ...], str]:
+    """The languages this session may use, in our order, and the one to fall back to.
+
+    Asked once per request and session (the policy may read the database).
+    """
+    if not has_request_context():
+        return LANGUAGES, DEFAULT
+    key = (session.get("iid"), session.get("ctx"))
+    cached = g.get("allowed_languages")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    policy: LanguagePolicy | None = current_app.extensions.get(_POLICY)
+    narrowed = policy() if policy is not None else None
+    allowed: tuple[str, ...] = LANGUAGES
+    fallback = DEFAULT
+    if narrowed is not None:
+        allowed = tuple(lang for lang in LANGUAGES if lang in narrowed[0]) or LANGUAGES
+        fallback = narrowed[1] if narrowed[1] in allowed else allowed[0]
+    g.allowed_languages = (key, (allowed, fallback))
+    return allowed, fallback
+
+
 def current_language() -> str:
     if not has_request_context():
         return str(g.get("lang_hint") or DEFAULT)
     hint = g.get("lang_hint")
     if hint in LANGUAGES:
         return str(hint)
+    allowed, fallback = allowed_languages()
     lang = session.get("lang") if session else None
-    if lang in LANGUAGES:
+    if lang in allowed:
         return str(lang)
-    return request.accept_languages.best_match(LANGUAGES) or DEFAULT
+    if lang in LANGUAGES:
+        return fallback  # chosen or sent by the LMS, but not offered in this course
+    return request.accept_languages.best_match(allowed) or fallback
 
 
 def compile_catalogs(directory: object) -> None:
@@ -77,6 +114,8 @@ def init_app(app: Flask) -> None:
             "LANGUAGES": LANGUAGES,
             "LANGUAGE_NAMES": LANGUAGE_NAMES,
             "current_language": current_language,
+            # What the switcher offers: a function, so that pages without one ask nothing.
+            "language_choices": lambda: allowed_languages()[0],
         }
 
 
@@ -95,7 +134,7 @@ def _translations_dir() -> object:
 def switch_language() -> Response:
     """Remember the learner's language for this session and, once launched, for good."""
     lang = request.form.get("language", "")
-    if lang not in LANGUAGES:
+    if lang not in allowed_languages()[0]:
         abort(400)
     session["lang"] = lang
     instructor_id = session.get("iid")

@@ -20,17 +20,21 @@ from flask import (
     session,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 from flask_babel import format_date, format_decimal, format_percent, ngettext
 from flask_babel import gettext as _
 from markupsafe import escape
 
-from .. import db
+from .. import db, i18n
+from ..admin import CourseSettings, is_course_admin
 from ..content import Course, Lesson, Module, get_course
 from ..content.render import link_lessons
 from ..i18n import current_language
 from ..identity.models import Instructor
 from ..learning import progress as prog
 from ..learning import quiz, service
+from .cards import module_cards
+from .setup import course_settings, is_open_for_session, language_policy
 
 bp = Blueprint("course", __name__, url_prefix="/course")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,19 +52,6 @@ def launched(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def admin_only(view: F) -> F:
-    """Only for course admins (by the launch's LTI roles claim)."""
-
-    @wraps(view)
-    @launched
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not session.get("adm"):
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 def current_instructor() -> Instructor:
     inst = db.session().get(Instructor, session["iid"])
     if inst is None:
@@ -73,7 +64,10 @@ def current_instructor() -> Instructor:
 
 def text(course: Course, value: dict[str, Any]) -> Any:
     """A content text in the learner's language (the reference language if missing)."""
-    lang = current_language()
+    return _in_language(course, current_language(), value)
+
+
+def _in_language(course: Course, lang: str, value: dict[str, Any]) -> Any:
     return value.get(lang) if lang in value else value.get(course.languages[0], "")
 
 
@@ -111,16 +105,46 @@ def _helpers() -> dict[str, Any]:
     return {"fmt": Fmt}
 
 
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    i18n.set_language_policy(state.app, language_policy)
+
+
+@bp.before_request
+def _course_open() -> tuple[str, int] | None:
+    """Before its start date and after its end date the course is closed to learners."""
+    if request.endpoint == "course.asset" or not session.get("iid"):
+        return None  # public, or refused by `launched`
+    today = db.utcnow().date()
+    if is_open_for_session(today):
+        return None
+    settings = course_settings()
+    course = get_course()
+    if settings.starts_on is not None and today < settings.starts_on:
+        message = _("This course opens on %(date)s. Please come back then.",
+                    date=Fmt.date(settings.starts_on))
+    else:
+        message = _("This course closed on %(date)s. Your CEC record and your certificates "
+                    "stay available.", date=Fmt.date(settings.ends_on or today))
+    return _render("course/closed.html", course, message=message), 403
+
+
 def _gradebook_on() -> bool:
-    # Course admins (LMS teachers) preview the course; they are not graded.
-    return not session.get("adm")
+    # Course admins (LMS teachers, and assistants where the course allows it) preview the
+    # course; they are not graded.
+    return not is_course_admin()
 
 
 def _module_or_404(course: Course, module_id: str) -> Module:
+    """A module this LMS context offers; any other is not there for the learner."""
     module = course.module(module_id)
-    if module is None:
+    if module is None or module_id not in course_settings().offered:
         abort(404)
     return module
+
+
+def _offered(course: Course) -> list[Module]:
+    return course_settings().modules(course)
 
 
 def _lesson_or_404(module: Module, lesson_id: str) -> Lesson:
@@ -146,7 +170,7 @@ def step_label(step: prog.Step) -> str:
 def _neighbours(course: Course, module: Module, lesson: Lesson | None) -> tuple[
     prog.Step | None, prog.Step | None
 ]:
-    all_steps = prog.steps(course)
+    all_steps = prog.steps(_offered(course))
     idx = next(
         i for i, st in enumerate(all_steps)
         if st.module.id == module.id
@@ -158,8 +182,9 @@ def _neighbours(course: Course, module: Module, lesson: Lesson | None) -> tuple[
 
 
 def _render(template: str, course: Course, **ctx: Any) -> str:
+    lang = current_language()  # once: `t` runs for every content text on the page
     return render_template(
-        template, course=course, t=lambda v: text(course, v), step_url=step_url,
+        template, course=course, t=lambda v: _in_language(course, lang, v), step_url=step_url,
         step_label=step_label, **ctx,
     )
 
@@ -172,9 +197,11 @@ def _render(template: str, course: Course, **ctx: Any) -> str:
 def home() -> str:
     course = get_course()
     inst = current_instructor()
-    state = service.arrive(db.session(), inst, course, link_pk=session.get("rl"),
-                           gradebook_on=_gradebook_on())
-    return _render("course/home.html", course, instructor=inst, progress=state)
+    state = service.arrive(db.session(), inst, course, course_settings(),
+                           link_pk=session.get("rl"), gradebook_on=_gradebook_on())
+    lang = current_language()
+    cards = module_cards(state, lambda v: _in_language(course, lang, v), Fmt.cecs)
+    return _render("course/home.html", course, instructor=inst, progress=state, cards=cards)
 
 
 @bp.get("/module/<module_id>")
@@ -183,17 +210,18 @@ def module(module_id: str) -> str:
     course = get_course()
     mod = _module_or_404(course, module_id)
     inst = current_instructor()
-    state = service.arrive(db.session(), inst, course, link_pk=session.get("rl"),
+    settings = course_settings()
+    state = service.arrive(db.session(), inst, course, settings, link_pk=session.get("rl"),
                            gradebook_on=_gradebook_on())
     mp = state.module(mod.id)
     assert mp is not None
-    cooldown = _cooldown_left(mp)
+    cooldown = _cooldown_left(mp, settings)
     return _render("course/module.html", course, instructor=inst, progress=state, mp=mp,
-                   module=mod, cooldown=cooldown)
+                   module=mod, cooldown=cooldown, pass_mark=settings.pass_mark)
 
 
-def _cooldown_left(mp: prog.ModuleProgress) -> int:
-    seconds = int(current_app.config.get("QUIZ_COOLDOWN_SECONDS", 60))
+def _cooldown_left(mp: prog.ModuleProgress, settings: CourseSettings) -> int:
+    seconds = settings.cooldown_seconds
     if not mp.last_submitted_at or seconds <= 0:
         return 0
     left = (mp.last_submitted_at + timedelta(seconds=seconds)) - db.utcnow()
@@ -209,7 +237,7 @@ def lesson(module_id: str, lesson_id: str) -> str:
     inst = current_instructor()
     s = db.session()
     service.open_lesson(s, inst, course, les)
-    state = service.load(s, inst, course)
+    state = service.load(s, inst, course, course_settings())
     mp = state.module(mod.id)
     assert mp is not None
     html = link_lessons(
@@ -235,8 +263,8 @@ def lesson_done(module_id: str, lesson_id: str) -> Response | tuple[str, int]:
     mod = _module_or_404(course, module_id)
     les = _lesson_or_404(mod, lesson_id)
     inst = current_instructor()
-    service.finish_lesson(db.session(), inst, course, les, link_pk=session.get("rl"),
-                          gradebook_on=_gradebook_on())
+    service.finish_lesson(db.session(), inst, course, course_settings(), les,
+                          link_pk=session.get("rl"), gradebook_on=_gradebook_on())
     if request.form.get("via") == "script":
         return Response(status=204)
     _, after = _neighbours(course, mod, les)
@@ -253,13 +281,15 @@ def quiz_start(module_id: str) -> Response | tuple[str, int]:
     mod = _module_or_404(course, module_id)
     inst = current_instructor()
     s = db.session()
-    state = service.load(s, inst, course)
+    settings = course_settings()
+    state = service.load(s, inst, course, settings)
     mp = state.module(mod.id)
     assert mp is not None
     try:
         attempt = quiz.start(
             s, instructor_id=inst.id, course=course, progress=mp, now=db.utcnow(),
-            cooldown_seconds=int(current_app.config.get("QUIZ_COOLDOWN_SECONDS", 60)),
+            cooldown_seconds=settings.cooldown_seconds,
+            pass_mark_percent=settings.pass_mark_percent, config_version=settings.version,
         )
     except quiz.Locked:
         return _quiz_error(409, _("The quiz is not open yet"),
@@ -300,9 +330,7 @@ def quiz_attempt(attempt_id: int) -> Any:
         attempt = quiz.get(s, inst.id, attempt_id)
     except quiz.NotFound:
         abort(404)
-    mod = course.module(attempt.module_id)
-    if mod is None:
-        abort(404)
+    mod = _module_or_404(course, attempt.module_id)
     if request.method == "GET" and attempt.submitted_at is not None:
         return redirect(url_for("course.quiz_result", attempt_id=attempt.id), code=303)
     drawn = quiz.questions(course, attempt)
@@ -316,7 +344,7 @@ def quiz_attempt(attempt_id: int) -> Any:
         if not missing:
             try:
                 service.submit_quiz(
-                    s, inst, course, attempt_id=attempt.id,
+                    s, inst, course, course_settings(), attempt_id=attempt.id,
                     token=request.form.get("attempt_token", ""), answers=answers,
                     secret=current_app.config["SECRET_KEY"], link_pk=session.get("rl"),
                     gradebook_on=_gradebook_on(),
@@ -330,7 +358,7 @@ def quiz_attempt(attempt_id: int) -> Any:
     body = _render(
         "course/quiz.html", course, module=mod, attempt=attempt, drawn=drawn, answers=answers,
         missing=missing, token=quiz.form_token(current_app.config["SECRET_KEY"], attempt),
-        module_number=course.modules.index(mod) + 1,
+        module_number=_offered(course).index(mod) + 1, pass_mark=quiz.pass_mark(course, attempt),
     )
     return (body, 422) if missing else body
 
@@ -353,19 +381,19 @@ def quiz_result(attempt_id: int) -> Any:
         attempt = quiz.get(s, inst.id, attempt_id)
     except quiz.NotFound:
         abort(404)
-    mod = course.module(attempt.module_id)
-    if mod is None:
-        abort(404)
+    mod = _module_or_404(course, attempt.module_id)
     if attempt.submitted_at is None:
         return redirect(url_for("course.quiz_attempt", attempt_id=attempt.id), code=303)
-    state = service.load(s, inst, course)
+    settings = course_settings()
+    state = service.load(s, inst, course, settings)
     mp = state.module(mod.id)
     assert mp is not None
     _, after = _neighbours(course, mod, None)
     return _render(
         "course/quiz_result.html", course, module=mod, attempt=attempt, mp=mp, progress=state,
         drawn=quiz.questions(course, attempt), graded=attempt.answers or {},
-        cooldown=_cooldown_left(mp), after=after, module_number=course.modules.index(mod) + 1,
+        cooldown=_cooldown_left(mp, settings), after=after, module_number=mp.number,
+        pass_mark=quiz.pass_mark(course, attempt),
     )
 
 
@@ -377,9 +405,3 @@ def asset(path: str) -> Response:
         abort(404)
     resp = send_file(Path(target), max_age=3600)
     return resp
-
-
-@bp.get("/deep-link")
-@admin_only
-def deep_link() -> str:
-    return render_template("course/deep_link.html")

@@ -80,6 +80,7 @@ def _enqueue(s: Session, instructor_id: int, link_pk: int, grade: Grade) -> None
 
 
 def remember_link(s: Session, instructor_id: int, resource_link_pk: int) -> None:
+    """Insert the learner's link unless it exists (a concurrent first arrival may add it too)."""
     dialect = s.get_bind().dialect.name
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
     s.execute(
@@ -87,6 +88,16 @@ def remember_link(s: Session, instructor_id: int, resource_link_pk: int) -> None
         .values(instructor_id=instructor_id, resource_link_pk=resource_link_pk)
         .on_conflict_do_nothing()
     )
+
+
+def _links(s: Session, instructor_id: int) -> list[tuple[LearnerLink, str | None]]:
+    rows = s.execute(
+        select(LearnerLink, ResourceLink.module_id)
+        .join(ResourceLink, ResourceLink.id == LearnerLink.resource_link_pk)
+        .where(LearnerLink.instructor_id == instructor_id)
+        .order_by(LearnerLink.id)  # one lock order for concurrent requests of one learner
+    ).all()
+    return [(link, module_id) for link, module_id in rows]
 
 
 def sync(
@@ -97,16 +108,19 @@ def sync(
     resource_link_pk: int | None,
 ) -> int:
     """Enqueue a score for each of the learner's links whose gradebook entry changes.
-    Returns how many were enqueued; never commits."""
-    if resource_link_pk is not None:
+
+    Returns how many writes it made (0: the transaction is still read-only); never commits.
+    The link is inserted only when it is not among the learner's links yet: on SQLite even an
+    INSERT that does nothing takes the database's write lock, and every course page comes here.
+    """
+    rows = _links(s, instructor_id)
+    written = 0
+    if resource_link_pk is not None and all(
+        link.resource_link_pk != resource_link_pk for link, _ in rows
+    ):
         remember_link(s, instructor_id, resource_link_pk)
-    rows = s.execute(
-        select(LearnerLink, ResourceLink.module_id)
-        .join(ResourceLink, ResourceLink.id == LearnerLink.resource_link_pk)
-        .where(LearnerLink.instructor_id == instructor_id)
-        .order_by(LearnerLink.id)  # one lock order for concurrent requests of one learner
-    ).all()
-    sent = 0
+        written += 1
+        rows = _links(s, instructor_id)
     for row, module_id in rows:
         mid = module_id if module_id and progress.course.module(module_id) else None
         grade = grade_for(progress, mid)
@@ -114,5 +128,5 @@ def sync(
             continue
         _enqueue(s, instructor_id, row.resource_link_pk, grade)
         row.activity_progress, row.grading_progress, row.score_given = grade.key
-        sent += 1
-    return sent
+        written += 1
+    return written

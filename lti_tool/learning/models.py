@@ -48,8 +48,9 @@ class LessonProgress(Base):
 class QuizAttempt(Base):
     """One quiz attempt, drawn and graded on the server only (issue: quizzes).
 
-    The draw (question ids, choice order) and the course version are fixed when the attempt
-    starts, so a content edit never changes an attempt. The per-attempt one-time form token is
+    The draw (question ids, choice order), the course version, and the LMS context's pass mark
+    and configuration version are fixed when the attempt starts, so neither a content edit nor
+    a course admin's change ever changes an attempt. The per-attempt one-time form token is
     derived from `nonce`; `submitted_at` is set exactly once, by a conditional UPDATE.
     """
 
@@ -75,6 +76,11 @@ class QuizAttempt(Base):
     course_id: Mapped[str] = mapped_column(String(100))
     module_id: Mapped[str] = mapped_column(String(100))
     course_version: Mapped[str] = mapped_column(String(50))
+    # The pass mark the attempt is graded with; None for attempts started before it was stored
+    # (graded with the course definition's pass mark, as they always were).
+    pass_mark_percent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # admin CourseConfig.version at the start (0: the context's defaults applied).
+    config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     question_ids: Mapped[list[str]] = mapped_column(JSON)
     choice_order: Mapped[dict[str, list[str]]] = mapped_column(JSON)
     # The one-time form token is an HMAC of this nonce (never stored itself).

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Boolean, DateTime, Integer, Result, String, cast, null, select, union_all
 from sqlalchemy.orm import Session
 
+from ..admin import CourseSettings
 from ..content import Course, Lesson, Module
 from ..db import as_utc
 from ..record import ledger
@@ -83,11 +86,20 @@ class ModuleProgress:
 
 @dataclass
 class CourseProgress:
+    """Where a learner stands in the course as one LMS context offers it.
+
+    `modules` are the offered modules in the configured order (what the learner sees);
+    `module()` also finds the others, because a link may place a module that is no longer
+    offered and its gradebook entry must still be scored out of that module.
+    """
+
     course: Course
     modules: list[ModuleProgress]
     cecs_earned: float
     continue_at: Step | None
     started: bool
+    required: frozenset[str]
+    by_id: dict[str, ModuleProgress]
 
     @property
     def cecs_total(self) -> float:
@@ -95,7 +107,15 @@ class CourseProgress:
 
     @property
     def complete(self) -> bool:
-        return all(m.credited for m in self.modules)
+        """Every required module credited, and the CECs of full completion earned (the admin
+        settings always let the offered modules reach them)."""
+        return self.cecs_earned + 1e-9 >= float(self.course.cecs) and all(
+            self.by_id[m].credited for m in self.required if m in self.by_id
+        )
+
+    @property
+    def modules_credited(self) -> int:
+        return sum(1 for m in self.modules if m.credited)
 
     @property
     def fraction(self) -> float:
@@ -104,67 +124,99 @@ class CourseProgress:
     @property
     def minutes_left(self) -> int:
         per_quiz = self.course.questions_per_attempt * MINUTES_PER_QUESTION
-        return sum(
-            m.minutes_left + (0 if m.credited else per_quiz) for m in self.modules if not m.credited
-        )
+        return sum(m.minutes_left + per_quiz for m in self.modules if not m.credited)
 
     @property
     def has_progress(self) -> bool:
-        return any(m.has_progress for m in self.modules)
+        return any(m.has_progress for m in self.by_id.values())
 
     def module(self, module_id: str) -> ModuleProgress | None:
-        return next((m for m in self.modules if m.module.id == module_id), None)
+        return self.by_id.get(module_id)
 
 
-def steps(course: Course) -> list[Step]:
+def steps(modules: Sequence[Module]) -> list[Step]:
+    """Every lesson and quiz of `modules`, in their order."""
     out: list[Step] = []
-    for mi, module in enumerate(course.modules, start=1):
+    for mi, module in enumerate(modules, start=1):
         for li, lesson in enumerate(module.lessons, start=1):
             out.append(Step(module, mi, lesson, li))
         out.append(Step(module, mi, None, None))
     return out
 
 
+def _activity(s: Session, instructor_id: int, course_id: str) -> list[tuple[Any, ...]]:
+    """The learner's lesson rows and quiz attempts in one round trip.
+
+    Lesson rows have attempt_id NULL; attempt rows have lesson_id NULL. `at` is when a lesson
+    was last opened or an attempt submitted.
+    """
+    lessons = select(
+        LessonProgress.module_id,
+        LessonProgress.lesson_id,
+        cast(null(), Integer).label("attempt_id"),
+        LessonProgress.last_opened_at.label("at"),
+        LessonProgress.completed_at,
+        cast(null(), Integer).label("correct"),
+        cast(null(), Integer).label("total"),
+        cast(null(), Boolean).label("passed"),
+    ).where(LessonProgress.instructor_id == instructor_id, LessonProgress.course_id == course_id)
+    attempts = select(
+        QuizAttempt.module_id,
+        cast(null(), String),
+        QuizAttempt.id,
+        QuizAttempt.submitted_at,
+        cast(null(), DateTime(timezone=True)),
+        QuizAttempt.correct,
+        QuizAttempt.total,
+        QuizAttempt.passed,
+    ).where(QuizAttempt.instructor_id == instructor_id, QuizAttempt.course_id == course_id)
+    result: Result[Any] = s.execute(union_all(lessons, attempts))
+    return [tuple(row) for row in result]
+
+
 def load(
-    s: Session, instructor_id: int, course: Course, exam_date: date | None, today: date
+    s: Session,
+    instructor_id: int,
+    course: Course,
+    exam_date: date | None,
+    today: date,
+    settings: CourseSettings,
 ) -> CourseProgress:
-    mods = {m.id: ModuleProgress(m, i) for i, m in enumerate(course.modules, start=1)}
+    """The learner's progress, from two queries whatever the number of modules."""
+    offered = settings.modules(course)
+    position = {m.id: i for i, m in enumerate(offered, start=1)}
+    # Modules not offered are numbered after the offered ones; they are never shown.
+    extra = (m for m in course.modules if m.id not in position)
+    for i, m in enumerate(extra, start=len(offered) + 1):
+        position[m.id] = i
+    mods = {m.id: ModuleProgress(m, position[m.id]) for m in course.modules}
+    lesson_ids = {m.id: {les.id for les in m.lessons} for m in course.modules}
     last_lesson: tuple[datetime, str, str] | None = None
-    for row in s.scalars(
-        select(LessonProgress).where(
-            LessonProgress.instructor_id == instructor_id, LessonProgress.course_id == course.id
-        )
+    attempted = False
+    for module_id, lesson_id, att_id, at, completed_at, correct, total, passed in _activity(
+        s, instructor_id, course.id
     ):
-        mp = mods.get(row.module_id)
-        if mp is None or mp.module.lesson(row.lesson_id) is None:
-            continue  # removed from the course since
-        mp.lessons_opened.add(row.lesson_id)
-        if row.completed_at is not None:
-            mp.lessons_done.add(row.lesson_id)
-        opened = as_utc(row.last_opened_at)
-        if last_lesson is None or opened > last_lesson[0]:
-            last_lesson = (opened, row.module_id, row.lesson_id)
-    attempts = s.execute(
-        select(
-            QuizAttempt.id,
-            QuizAttempt.module_id,
-            QuizAttempt.submitted_at,
-            QuizAttempt.correct,
-            QuizAttempt.total,
-            QuizAttempt.passed,
-        ).where(QuizAttempt.instructor_id == instructor_id, QuizAttempt.course_id == course.id)
-    ).all()
-    for att_id, module_id, submitted_at, correct, total, passed in attempts:
         mp = mods.get(module_id)
         if mp is None:
+            continue  # removed from the course since
+        if att_id is None:
+            if lesson_id not in lesson_ids[module_id]:
+                continue
+            mp.lessons_opened.add(lesson_id)
+            if completed_at is not None:
+                mp.lessons_done.add(lesson_id)
+            opened = as_utc(at)
+            if last_lesson is None or opened > last_lesson[0]:
+                last_lesson = (opened, module_id, lesson_id)
             continue
-        if submitted_at is None:
+        attempted = True
+        if at is None:
             mp.open_attempt_id = att_id
             continue
         if correct is None:
             continue  # abandoned when the course version changed
         mp.attempts += 1
-        submitted = as_utc(submitted_at)
+        submitted = as_utc(at)
         if mp.last_submitted_at is None or submitted > mp.last_submitted_at:
             mp.last_submitted_at = submitted
         if mp.best_correct is None or correct / max(total, 1) > mp.best_correct / max(
@@ -174,21 +226,23 @@ def load(
         mp.passed = mp.passed or bool(passed)
     win = ledger.window(exam_date, today)
     earned = 0.0
-    for award in ledger.awards(s, instructor_id, course.id):
-        mp = mods.get(award.module_id)
-        if award.awarded_on in win:
-            earned += float(award.cecs)
+    for module_id, cecs, awarded_on in ledger.award_days(s, instructor_id, course.id):
+        mp = mods.get(module_id)
+        if awarded_on in win:
+            earned += float(cecs)
             if mp is not None:
                 mp.credited = True
         elif mp is not None:
             mp.credited_earlier = True
-    modules = list(mods.values())
+    shown = [mods[m.id] for m in offered]
     return CourseProgress(
         course=course,
-        modules=modules,
+        modules=shown,
         cecs_earned=earned,
-        continue_at=_continue_at(course, mods, last_lesson),
-        started=last_lesson is not None or bool(attempts),
+        continue_at=_continue_at(offered, mods, last_lesson),
+        started=last_lesson is not None or attempted,
+        required=settings.required,
+        by_id=mods,
     )
 
 
@@ -200,11 +254,13 @@ def _step_done(step: Step, mods: dict[str, ModuleProgress]) -> bool:
 
 
 def _continue_at(
-    course: Course, mods: dict[str, ModuleProgress], last: tuple[datetime, str, str] | None
+    modules: Sequence[Module],
+    mods: dict[str, ModuleProgress],
+    last: tuple[datetime, str, str] | None,
 ) -> Step | None:
     """Resume where the learner left off: the last lesson opened if unfinished, else the next
     unfinished step after it (wrapping round to anything skipped earlier)."""
-    all_steps = steps(course)
+    all_steps = steps(modules)
     start = 0
     if last is not None:
         _, module_id, lesson_id = last

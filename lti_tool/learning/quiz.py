@@ -93,9 +93,15 @@ def start(
     progress: ModuleProgress,
     now: datetime,
     cooldown_seconds: int,
+    pass_mark_percent: int,
+    config_version: int,
 ) -> QuizAttempt:
     """The open attempt for this module, or a new one. Commits (creation races are settled by
-    the one-open-attempt index)."""
+    the one-open-attempt index).
+
+    A new attempt keeps the pass mark and configuration version of the LMS context it starts
+    under; an open attempt keeps its own, whatever the course admin changed since.
+    """
     module = progress.module
     if not progress.quiz_unlocked:
         raise Locked()
@@ -127,6 +133,8 @@ def start(
         course_id=course.id,
         module_id=module.id,
         course_version=course.version,
+        pass_mark_percent=pass_mark_percent,
+        config_version=config_version,
         question_ids=question_ids,
         choice_order=order,
         nonce=secrets.token_hex(16),
@@ -189,7 +197,14 @@ class Graded:
     answers: dict[str, Any]
 
 
-def grade(course: Course, drawn: list[DrawnQuestion], answers: dict[str, list[str]]) -> Graded:
+def pass_mark(course: Course, attempt: QuizAttempt) -> float:
+    """The pass mark the attempt is graded with: its own, stored when it started."""
+    if attempt.pass_mark_percent is None:
+        return course.pass_mark  # started before attempts stored it
+    return attempt.pass_mark_percent / 100
+
+
+def grade(drawn: list[DrawnQuestion], answers: dict[str, list[str]], mark: float) -> Graded:
     record: dict[str, Any] = {}
     correct = 0
     for d in drawn:
@@ -199,7 +214,7 @@ def grade(course: Course, drawn: list[DrawnQuestion], answers: dict[str, list[st
         correct += ok
         record[d.question.id] = {"chosen": chosen, "correct": ok}
     total = len(drawn)
-    passed = total > 0 and correct / total + 1e-9 >= course.pass_mark
+    passed = total > 0 and correct / total + 1e-9 >= mark
     return Graded(correct, total, passed, record)
 
 
@@ -227,7 +242,7 @@ def submit(
         raise AlreadySubmitted(attempt.id)
     if not hmac.compare_digest(form_token(secret, attempt), token):
         raise BadToken()
-    graded = grade(course, questions(course, attempt), answers)
+    graded = grade(questions(course, attempt), answers, pass_mark(course, attempt))
     # Exactly one submission wins, however many arrive at once.
     won = s.execute(
         update(QuizAttempt)

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..admin import CourseSettings
 from ..content import Course, Lesson, Module
 from ..db import as_utc, utcnow
 from ..identity.models import Instructor
@@ -18,11 +19,12 @@ from . import gradebook, progress, quiz
 from .models import LessonProgress, QuizAttempt
 
 
-def load(s: Session, inst: Instructor, course: Course, now: datetime | None = None) -> (
-    progress.CourseProgress
-):
+def load(
+    s: Session, inst: Instructor, course: Course, settings: CourseSettings,
+    now: datetime | None = None,
+) -> progress.CourseProgress:
     now = now or utcnow()
-    return progress.load(s, inst.id, course, inst.certification_date, now.date())
+    return progress.load(s, inst.id, course, inst.certification_date, now.date(), settings)
 
 
 def award_if_earned(
@@ -68,21 +70,26 @@ def award_if_earned(
 
 
 def _sync(
-    s: Session, inst: Instructor, course: Course, now: datetime, link_pk: int | None,
-    gradebook_on: bool,
+    s: Session, inst: Instructor, course: Course, settings: CourseSettings, now: datetime,
+    link_pk: int | None, gradebook_on: bool,
 ) -> progress.CourseProgress:
-    state = load(s, inst, course, now)
+    state = load(s, inst, course, settings, now)
     if gradebook_on:
         gradebook.sync(s, instructor_id=inst.id, progress=state, resource_link_pk=link_pk)
     return state
 
 
 def arrive(
-    s: Session, inst: Instructor, course: Course, *, link_pk: int | None, gradebook_on: bool
+    s: Session, inst: Instructor, course: Course, settings: CourseSettings, *,
+    link_pk: int | None, gradebook_on: bool,
 ) -> progress.CourseProgress:
     """A page view of the course: reports "Started" the first time the learner comes from a
-    link (and catches the link up with progress made elsewhere). Commits only if it wrote."""
-    state = load(s, inst, course)
+    link (and catches the link up with progress made elsewhere).
+
+    Read-only unless the gradebook changes (a new link, progress made elsewhere); a write is
+    committed at once, so that SQLite's write lock is not held while the page renders.
+    """
+    state = load(s, inst, course, settings)
     if (
         gradebook_on
         and link_pk is not None
@@ -98,8 +105,8 @@ def open_lesson(s: Session, inst: Instructor, course: Course, lesson: Lesson) ->
 
 
 def finish_lesson(
-    s: Session, inst: Instructor, course: Course, lesson: Lesson, *, link_pk: int | None,
-    gradebook_on: bool,
+    s: Session, inst: Instructor, course: Course, settings: CourseSettings, lesson: Lesson, *,
+    link_pk: int | None, gradebook_on: bool,
 ) -> bool:
     now = utcnow()
     quiz.lock_learner(s, inst.id)
@@ -108,7 +115,7 @@ def finish_lesson(
         module = course.module(lesson.module_id)
         if module is not None:
             award_if_earned(s, inst, course, module, now)
-        _sync(s, inst, course, now, link_pk, gradebook_on)
+        _sync(s, inst, course, settings, now, link_pk, gradebook_on)
     s.commit()
     return changed
 
@@ -117,6 +124,7 @@ def submit_quiz(
     s: Session,
     inst: Instructor,
     course: Course,
+    settings: CourseSettings,
     *,
     attempt_id: int,
     token: str,
@@ -136,6 +144,6 @@ def submit_quiz(
     module = course.module(attempt.module_id)
     if graded.passed and module is not None:
         awarded = award_if_earned(s, inst, course, module, now, attempt_id=attempt.id)
-    _sync(s, inst, course, now, link_pk, gradebook_on)
+    _sync(s, inst, course, settings, now, link_pk, gradebook_on)
     s.commit()
     return attempt, awarded

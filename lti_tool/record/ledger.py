@@ -42,6 +42,16 @@ def awards(s: Session, instructor_id: int, course_id: str | None = None) -> list
     return list(s.scalars(q.order_by(CecAward.awarded_at, CecAward.id)))
 
 
+def award_days(s: Session, instructor_id: int, course_id: str) -> list[tuple[str, Decimal, date]]:
+    """(module id, CECs, award day) of each award: what progress needs, without whole rows."""
+    rows = s.execute(
+        select(CecAward.module_id, CecAward.cecs, CecAward.awarded_on).where(
+            CecAward.instructor_id == instructor_id, CecAward.course_id == course_id
+        )
+    )
+    return [(m, c, d) for m, c, d in rows]
+
+
 def in_window(rows: Iterable[CecAward], win: Window) -> list[CecAward]:
     return [a for a in rows if a.awarded_on in win]
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from .. import db
 from ..content import Course, get_course
+from ..course.setup import course_settings
 from ..course.views import current_instructor, launched, text
 from ..i18n import current_language
 from ..identity.models import Instructor
@@ -131,7 +132,7 @@ def renewal() -> Any:
 
 def _completion(s: Session, inst: Instructor, course: Course) -> certificates.Completion | None:
     now = db.utcnow()
-    state = learning.load(s, inst, course, now)
+    state = learning.load(s, inst, course, course_settings(), now)
     if not state.complete:
         return None
     win = ledger.window(inst.certification_date, now.date())

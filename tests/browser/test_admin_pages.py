@@ -17,19 +17,10 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from tests.admin_helpers import use_course
-from tests.browser.conftest import (  # noqa: F401  (fixtures used by name)
-    add_learner,
-    axe_source,
-    chromium,
-    playwright_instance,
-    run_axe,
-    tls,
-    tls_env,
-)
-from tests.browser_support import needs_chromium
+from tests.browser.conftest import add_learner, chromium, run_axe
 from tests.lms import claims as C
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 TEACHERS = {
     "en": ("teacher-en", "Tina Teacher", "en-US"),
@@ -77,7 +68,7 @@ class Admin:
 
 @pytest.mark.parametrize("lang", ["en", "de", "es"])
 def test_admin_pages_are_accessible_in_every_language(
-    tls_env, tls, playwright_instance, axe_source, tmp_path: Path, lang: str  # noqa: F811
+    tls_env, tls, playwright_instance, axe_source, tmp_path: Path, lang: str
 ):
     env = tls_env
     course = use_course(env.app)
