@@ -4,36 +4,26 @@ A small client of our own rather than pylti1p3's `NamesRolesProvisioningService`
 lower-cases the next-page URL it reads from the `Link` header (Canvas page bookmarks are
 case-sensitive), sets no timeouts, and asks for a new access token for every service object.
 
-Access tokens come from the OAuth 2 client-credentials grant with a signed JWT assertion (LTI
-Security Framework 1.0 §4.1), cached in the shared cache for every worker until shortly before
-they expire; a token the platform refuses is dropped and asked for once more.
+Access tokens come from the grade-passback package's token cache (`lti_tool.passback.tokens`): one
+client-credentials grant per registration and scope set, shared by every process; a token the
+platform refuses is dropped there and asked for once more.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import jwt
 import requests
 from flask import Flask, current_app
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
-from .. import cache
-from ..lti import keys
 from ..lti.models import Registration
 
 SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-TOKEN_KEY = "admin:nrps:token:"  # noqa: S105  (a cache key prefix)
-ASSERTION_LIFETIME = 60  # seconds; the platform needs it for this one request only
-TOKEN_MARGIN = 30  # seconds before expiry when a cached token is no longer used
 MAX_PAGES = 500  # 500 pages of members is far beyond any course; stops a looping platform
 
 
@@ -90,74 +80,24 @@ def _timeout() -> float:
     return float(current_app.config["LTI_HTTP_TIMEOUT"])
 
 
-def _token_key(reg: Registration) -> str:
-    digest = hashlib.sha256(f"{reg.id}|{reg.client_id}|{reg.auth_token_url}|{SCOPE}".encode())
-    return TOKEN_KEY + digest.hexdigest()[:32]
+def access_token(s: Session, reg: Registration, *, refused: str | None = None) -> str:
+    """A bearer token for the roster scope; `refused` is one the platform just turned down."""
+    from ..passback.http import ServiceError
+    from ..passback.jobs import services
+    from ..passback.tokens import Platform
 
-
-def _assertion(s: Session, reg: Registration) -> str:
-    key = keys.signing_key(s)
-    now = int(time.time())
-    claims = {
-        "iss": reg.client_id,
-        "sub": reg.client_id,
-        # Brightspace expects its own audience instead of the token URL.
-        "aud": reg.auth_audience or reg.auth_token_url,
-        "iat": now,
-        "exp": now + ASSERTION_LIFETIME,
-        "jti": secrets.token_urlsafe(24),
-    }
-    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
-
-
-def _oauth_error(resp: requests.Response) -> str:
+    platform = Platform(reg.id, reg.client_id, reg.auth_token_url, reg.auth_audience)
+    tokens = services(current_app._get_current_object()).tokens  # type: ignore[attr-defined]
+    if refused:
+        tokens.invalidate(platform, [SCOPE], refused)
     try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300]
-    if isinstance(body, dict):
-        return " ".join(str(body.get(k, "")) for k in ("error", "error_description")).strip()
-    return resp.text[:300]
-
-
-def access_token(s: Session, reg: Registration, *, renew: bool = False) -> str:
-    key = _token_key(reg)
-    if not renew:
-        cached = cache.get(key)
-        if isinstance(cached, dict) and cached.get("expires", 0) > time.time():
-            return str(cached["token"])
-    try:
-        resp = http().post(
-            reg.auth_token_url,
-            data={
-                "grant_type": "client_credentials",
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": _assertion(s, reg),
-                "scope": SCOPE,
-            },
-            headers={"Accept": "application/json"},
-            timeout=_timeout(),
-        )
-    except requests.RequestException as exc:
-        raise NrpsError(_("The LMS could not be reached. Try again later."), str(exc)) from exc
-    if resp.status_code != 200:
+        token, _fresh = tokens.get(platform, [SCOPE])
+    except ServiceError as exc:
         raise NrpsError(
             _("The LMS refused the tool access to the course roster (%(status)s).",
-              status=resp.status_code),
-            _oauth_error(resp),
-        )
-    try:
-        body = resp.json()
-        token = body["access_token"]
-        expires_in = float(body.get("expires_in", 3600))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise NrpsError(
-            _("The LMS sent an answer the tool does not understand."), str(exc)
+              status=exc.status or "—"),
+            str(exc),
         ) from exc
-    if not isinstance(token, str) or not token:
-        raise NrpsError(_("The LMS sent an answer the tool does not understand."), "no token")
-    lifetime = max(1, int(expires_in - min(TOKEN_MARGIN, expires_in / 5)))
-    cache.set(key, {"token": token, "expires": time.time() + lifetime}, lifetime)
     return token
 
 
@@ -208,7 +148,7 @@ def _get(s: Session, reg: Registration, url: str, token: str) -> tuple[requests.
                 _("The LMS could not be reached. Try again later."), str(exc)
             ) from exc
         if resp.status_code == 401 and attempt == 1:
-            token = access_token(s, reg, renew=True)
+            token = access_token(s, reg, refused=token)
             continue
         return resp, token
     raise AssertionError("unreachable")
@@ -236,7 +176,7 @@ def fetch_roster(s: Session, reg: Registration, memberships_url: str, rlid: str 
             raise NrpsError(
                 _("The LMS refused the tool access to the course roster (%(status)s).",
                   status=resp.status_code),
-                _oauth_error(resp),
+                resp.text[:300],
             )
         try:
             body = resp.json()
