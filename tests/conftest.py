@@ -153,36 +153,30 @@ class Env:
             return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-@pytest.fixture
-def env(app: Flask, tool: LiveServer, lms: TestPlatform) -> Iterator[Env]:
-    e = Env(app, tool, lms)
+def connect(app: Flask, tool: LiveServer, lms: TestPlatform, client_id: str = "tool-1",
+            deployment_ids: tuple[str, ...] = ("dep-1",)) -> None:
+    """Register the tool at the LMS and the LMS at the tool (by the operator's CLI)."""
     lms.register_tool(
-        e.client_id,
-        login_url=e.login_url,
+        client_id,
+        login_url=tool.url + "/lti/login",
         redirect_uris=[tool.url + "/lti/launch"],
         jwks_url=tool.url + "/lti/jwks",
         target_link_uri=tool.url + "/lti/launch",
-        deployment_ids=[e.deployment_id, "dep-new"],
+        deployment_ids=list(deployment_ids),
     )
-    result = e.cli(
-        "lti",
-        "add-platform",
-        "--issuer",
-        lms.issuer,
-        "--client-id",
-        e.client_id,
-        "--auth-login-url",
-        lms.auth_url,
-        "--token-url",
-        lms.token_url,
-        "--key-set-url",
-        lms.jwks_url,
-        "--deployment-id",
-        e.deployment_id,
-        "--name",
-        "Test LMS",
-    )
+    result = app.test_cli_runner().invoke(args=[
+        "lti", "add-platform", "--issuer", lms.issuer, "--client-id", client_id,
+        "--auth-login-url", lms.auth_url, "--token-url", lms.token_url,
+        "--key-set-url", lms.jwks_url, "--deployment-id", deployment_ids[0], "--name", "Test LMS",
+    ])
     assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def env(app: Flask, tool: LiveServer, lms: TestPlatform) -> Iterator[Env]:
+    e = Env(app, tool, lms)
+    # dep-new is known to the LMS only: launches from it test unknown-deployment handling.
+    connect(app, tool, lms, e.client_id, (e.deployment_id, "dep-new"))
     lms.add_context(e.context_id, title="Indoor Cycling Recertification", label="SPIN-RC")
     lms.add_user(
         "learner-1",

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from lti_tool.identity.models import Instructor
-from tests.conftest import Env, LiveServer
+from tests.conftest import Env, LiveServer, connect
 from tests.lms import TestPlatform
 
 
@@ -18,31 +18,7 @@ def cross_site_env(app: Flask, lms: TestPlatform) -> Iterator[Env]:
     """The tool on another site (localhost) than the LMS (127.0.0.1), as in real LMS frames."""
     server = LiveServer(app, host="localhost")
     e = Env(app, server, lms)
-    lms.register_tool(
-        e.client_id,
-        login_url=e.login_url,
-        redirect_uris=[server.url + "/lti/launch"],
-        jwks_url=server.url + "/lti/jwks",
-        target_link_uri=server.url + "/lti/launch",
-        deployment_ids=[e.deployment_id],
-    )
-    out = e.cli(
-        "lti",
-        "add-platform",
-        "--issuer",
-        lms.issuer,
-        "--client-id",
-        e.client_id,
-        "--auth-login-url",
-        lms.auth_url,
-        "--token-url",
-        lms.token_url,
-        "--key-set-url",
-        lms.jwks_url,
-        "--deployment-id",
-        e.deployment_id,
-    )
-    assert out.exit_code == 0, out.output
+    connect(app, server, lms, e.client_id, (e.deployment_id,))
     lms.add_context(e.context_id)
     lms.add_user("learner-1", name="Ana García", locale="es-ES")
     lms.enrol(e.context_id, "learner-1")

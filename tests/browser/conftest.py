@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, connect
 from tests.lms import TestPlatform
 from tests.lms import claims as C
 
@@ -91,18 +91,7 @@ def tls_env(app: Flask, tls: Tls, monkeypatch: pytest.MonkeyPatch) -> Iterator[T
     tool = LiveServer(app, host="localhost", ssl_context=tls.server_ctx)
     with TestPlatform(tls.server_ctx, http_verify=str(tls.ca_file)) as lms:
         e = TlsEnv(app, tool, lms)
-        lms.register_tool(
-            e.client_id, login_url=tool.url + "/lti/login",
-            redirect_uris=[tool.url + "/lti/launch"], jwks_url=tool.url + "/lti/jwks",
-            target_link_uri=tool.url + "/lti/launch", deployment_ids=[e.deployment_id],
-        )
-        result = app.test_cli_runner().invoke(args=[
-            "lti", "add-platform", "--issuer", lms.issuer, "--client-id", e.client_id,
-            "--auth-login-url", lms.auth_url, "--token-url", lms.token_url,
-            "--key-set-url", lms.jwks_url, "--deployment-id", e.deployment_id,
-            "--name", "Test LMS",
-        ])
-        assert result.exit_code == 0, result.output
+        connect(app, tool, lms, e.client_id, (e.deployment_id,))
         lms.add_context(e.context_id, title="Indoor Cycling Recertification", label="SPIN-RC")
         yield e
     tool.stop()
