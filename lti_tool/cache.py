@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_caching import Cache
 
 cache = Cache()
@@ -53,7 +53,3 @@ def remove_expired() -> int:
         except (OSError, struct.error):
             continue
     return removed
-
-
-def backend_name() -> str:
-    return str(current_app.config.get("CACHE_TYPE"))

@@ -60,10 +60,6 @@ class Registration(Base):
     )
 
     @classmethod
-    def active(cls, s: Session) -> list[Registration]:
-        return list(s.scalars(select(cls).where(cls.is_active.is_(True)).order_by(cls.id)))
-
-    @classmethod
     def find(cls, s: Session, issuer: str, client_id: str | None) -> Registration | None:
         q = select(cls).where(cls.issuer == issuer)
         if client_id:
