@@ -320,9 +320,8 @@ def _answers() -> dict[str, list[str]]:
     return out
 
 
-@bp.route("/quiz/<int:attempt_id>", methods=["GET", "POST"])
-@launched
-def quiz_attempt(attempt_id: int) -> Any:
+def _own_attempt(attempt_id: int) -> tuple[Course, Instructor, Any, Any, Module]:
+    """The learner's own attempt and its module; another learner's attempt is a 404."""
     course = get_course()
     inst = current_instructor()
     s = db.session()
@@ -330,7 +329,13 @@ def quiz_attempt(attempt_id: int) -> Any:
         attempt = quiz.get(s, inst.id, attempt_id)
     except quiz.NotFound:
         abort(404)
-    mod = _module_or_404(course, attempt.module_id)
+    return course, inst, s, attempt, _module_or_404(course, attempt.module_id)
+
+
+@bp.route("/quiz/<int:attempt_id>", methods=["GET", "POST"])
+@launched
+def quiz_attempt(attempt_id: int) -> Any:
+    course, inst, s, attempt, mod = _own_attempt(attempt_id)
     if request.method == "GET" and attempt.submitted_at is not None:
         return redirect(url_for("course.quiz_result", attempt_id=attempt.id), code=303)
     drawn = quiz.questions(course, attempt)
@@ -374,14 +379,7 @@ def _already_submitted(attempt_id: int, mod: Module) -> tuple[str, int]:
 @bp.get("/quiz/<int:attempt_id>/result")
 @launched
 def quiz_result(attempt_id: int) -> Any:
-    course = get_course()
-    inst = current_instructor()
-    s = db.session()
-    try:
-        attempt = quiz.get(s, inst.id, attempt_id)
-    except quiz.NotFound:
-        abort(404)
-    mod = _module_or_404(course, attempt.module_id)
+    course, inst, s, attempt, mod = _own_attempt(attempt_id)
     if attempt.submitted_at is None:
         return redirect(url_for("course.quiz_attempt", attempt_id=attempt.id), code=303)
     settings = course_settings()
