@@ -7,6 +7,8 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
+    abort,
+    make_response,
     redirect,
     render_template,
     request,
@@ -36,15 +38,16 @@ def _t(course: Course, value: dict[str, str]) -> str:
     return value.get(lang) or value.get(course.languages[0], "")
 
 
-def _context() -> LmsContext | tuple[str, int]:
+def _context() -> LmsContext:
+    """The launch's LMS course; without one, the request ends with a clear 400 page."""
     ctx = current_context()
     if ctx is None:
-        return error_page(
+        abort(make_response(error_page(
             400,
             _("Open this page from an LMS course"),
             _("Course administration belongs to an LMS course. Open the tool from your course "
               "in the LMS and try again."),
-        )
+        )))
     return ctx
 
 
@@ -66,8 +69,6 @@ def _render(template: str, ctx: LmsContext, course: Course, **extra: Any) -> str
 @course_admin_required
 def home() -> Any:
     ctx = _context()
-    if not isinstance(ctx, LmsContext):
-        return ctx
     course = get_course()
     s = db.session()
     settings = cfg.load(s, ctx.id, course, current_language())
@@ -84,8 +85,6 @@ def home() -> Any:
 @course_admin_required
 def modules() -> Any:
     ctx = _context()
-    if not isinstance(ctx, LmsContext):
-        return ctx
     course = get_course()
     s = db.session()
     current = cfg.load(s, ctx.id, course, current_language())
@@ -232,8 +231,6 @@ def _filters() -> report.Filters:
 @course_admin_required
 def learners() -> Any:
     ctx = _context()
-    if not isinstance(ctx, LmsContext):
-        return ctx
     course = get_course()
     s = db.session()
     settings = cfg.load(s, ctx.id, course, current_language())
@@ -262,8 +259,6 @@ def learners() -> Any:
 @course_admin_required
 def learners_csv() -> Any:
     ctx = _context()
-    if not isinstance(ctx, LmsContext):
-        return ctx
     course = get_course()
     s = db.session()
     settings = cfg.load(s, ctx.id, course, current_language())
@@ -282,8 +277,6 @@ def learners_csv() -> Any:
 @course_admin_required
 def resend_learner(instructor_id: int) -> Any:
     ctx = _context()
-    if not isinstance(ctx, LmsContext):
-        return ctx
     s = db.session()
     count = passback.resend_learner(s, context_pk=ctx.id, instructor_id=instructor_id)
     audit.record(
@@ -298,8 +291,6 @@ def resend_learner(instructor_id: int) -> Any:
 @course_admin_required
 def resend_all() -> Any:
     ctx = _context()
-    if not isinstance(ctx, LmsContext):
-        return ctx
     s = db.session()
     count = passback.resend_context(s, context_pk=ctx.id)
     audit.record(
@@ -335,8 +326,6 @@ ACTION_LABELS = {
 @course_admin_required
 def audit_log() -> Any:
     ctx = _context()
-    if not isinstance(ctx, LmsContext):
-        return ctx
     course = get_course()
     s = db.session()
     entries = audit.entries(s, context_pk=ctx.id)
