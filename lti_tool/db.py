@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
 from flask.cli import AppGroup
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -140,6 +140,24 @@ def as_utc(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def table(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for statements that skip the ORM layer."""
+    t = model.__table__
+    assert isinstance(t, Table)
+    return t
+
+
+def execute(s: Session, statement: Any, params: dict[str, Any] | None = None) -> Any:
+    """Run a Core statement on the session's connection, in its transaction.
+
+    For the statements every launch and course page runs: through `Session.execute` an
+    INSERT on a mapped class takes the ORM's bulk path and a SELECT of mapped columns the
+    ORM's compile step, several times the cost of the statement itself (bench/launch).
+    Statements built once at import keep their cache key, so they are not traversed again.
+    """
+    return s.connection().execute(statement, params or {})
+
+
 def upsert(
     s: Session,
     model: type[Base],
@@ -161,15 +179,16 @@ def upsert(
         from sqlalchemy.dialects import postgresql, sqlite
 
         module: Any = postgresql if dialect == "postgresql" else sqlite
+        t = table(model)
         columns = [*key, *values]
-        insert = module.insert(model).values({c: bindparam(c) for c in columns})
+        insert = module.insert(t).values({c: bindparam(c) for c in columns})
         # With nothing to update, touch a key column so that RETURNING still yields the row.
         update = list(values) or [next(iter(key))]
         stmt = insert.on_conflict_do_update(
             index_elements=list(key), set_={c: insert.excluded[c] for c in update}
-        ).returning(*(getattr(model, name) for name in returning))
+        ).returning(*(t.c[name] for name in returning))
         _UPSERTS[shape] = stmt
-    return s.execute(stmt, {**key, **values}).one()
+    return execute(s, stmt, {**key, **values}).one()
 
 
 _UPSERTS: dict[tuple[Any, ...], Any] = {}

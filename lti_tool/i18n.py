@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+import flask_babel
+from babel.support import NullTranslations
 from flask import (
     Blueprint,
     Flask,
@@ -82,6 +84,26 @@ def current_language() -> str:
     return request.accept_languages.best_match(allowed) or fallback
 
 
+def translations() -> NullTranslations:
+    """The request's catalog, found once per request.
+
+    Flask-Babel finds it again for every string (several context lookups and a locale turned
+    into a string each time), and a course page translates dozens (bench/launch).
+    """
+    if not has_request_context():
+        return flask_babel.get_translations()
+    catalog = g.get("_catalog")
+    if catalog is None:
+        catalog = g._catalog = flask_babel.get_translations()
+    return catalog
+
+
+def refresh() -> None:
+    """After the session's language changed within a request (a launch binds a new one)."""
+    flask_babel.refresh()
+    g.pop("_catalog", None)
+
+
 def compile_catalogs(directory: object) -> None:
     """Build missing or stale .mo files from the .po catalogs at start-up."""
     from pathlib import Path
@@ -106,6 +128,14 @@ def init_app(app: Flask) -> None:
     compile_catalogs(directory)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(directory))
     Babel(app, locale_selector=current_language)
+    # Templates translate through the request's catalog (see `translations`).
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
     app.register_blueprint(bp)
 
     @app.context_processor

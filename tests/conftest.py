@@ -6,13 +6,16 @@ same tests run on PostgreSQL and Redis, each test on a clean schema and its own 
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -26,6 +29,16 @@ from tests.lms import claims as C
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+_PAGE_URL = re.compile(r'<script src="[^"]*/page_url\.js" data-url="([^"]*)"')
+
+
+def landed_url(resp: requests.Response) -> str:
+    """The address a browser shows for a page: a launch answers with its first page and the
+    page gives itself its own address (static/page_url.js, which this client does not run)."""
+    found = _PAGE_URL.search(resp.text)
+    return urljoin(resp.url, html.unescape(found.group(1))) if found else resp.url
 
 
 @pytest.fixture(scope="session")

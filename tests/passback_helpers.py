@@ -12,6 +12,7 @@ from lti_tool.identity.models import Instructor, ResourceLink
 from lti_tool.passback import OutboxScore, enqueue_score
 from lti_tool.passback.sender import wait_idle
 from lti_tool.passback.worker import Worker
+from tests.conftest import landed_url
 
 MAX = 14
 
@@ -30,7 +31,7 @@ def launch(env: Any, user: str = "learner-1", **kw: Any) -> tuple[int, int]:
     """A real launch; returns (instructor pk, resource link pk)."""
     resp = env.launch(user, **kw)
     # Passback needs only what the launch recorded; the course page is another package's.
-    assert "/course/" in resp.url, (resp.status_code, resp.text[:500])
+    assert "/course/" in landed_url(resp), (resp.status_code, resp.text[:500])
     rlid = kw.get("resource_link_id", "rl-1")
     with env.app.app_context(), db.standalone_session() as s:
         iid = s.scalars(select(Instructor.id).where(Instructor.sub == user)).one()

@@ -12,6 +12,7 @@ import pytest
 
 from lti_tool.identity.models import Instructor, LmsContext, Membership, ResourceLink
 from lti_tool.lti.models import Deployment, UsedNonce
+from tests.conftest import landed_url
 from tests.lms import Tamper
 from tests.lms import claims as C
 
@@ -26,7 +27,7 @@ def test_valid_launch_lands_on_course_home_and_records_the_instructor(env):
         "learner-1", custom={"certification_date": "2025-03-14", "spin_member": "true"}
     )
     assert resp.status_code == 200, resp.text[:500]
-    assert "/course/" in resp.url
+    assert "/course/" in landed_url(resp)
     assert "Ana García" in resp.text
     assert '<html lang="en">' in resp.text
     with env.app.app_context():
@@ -55,6 +56,30 @@ def test_valid_launch_lands_on_course_home_and_records_the_instructor(env):
     assert req.params["response_mode"] == "form_post"
 
 
+def test_the_launch_answers_with_the_course_page_which_gives_itself_its_own_address(env):
+    """One round trip fewer per launch: the launch response is the course home itself. Its
+    address (script data-url) is the page's GET URL, so reloading the frame shows the page
+    again instead of re-posting the spent id_token (which would be a replay)."""
+    b = env.browser()
+    resp = env.launch("learner-1", browser=b)
+    assert resp.status_code == 200 and resp.url.endswith("/lti/launch")
+    address = landed_url(resp)
+    assert address != resp.url and "/course/?lt=" in address
+    again = b.get(address)
+    assert again.status_code == 200
+    def main(page: str) -> str:  # the page's content, without session tokens
+        content = page[page.index("<main"):page.index("</main>")]
+        return re.sub(r'(lt=|name="csrf_token" value=")[^"&]+', "", content)
+
+    assert main(again.text) == main(resp.text)
+    assert "page_url.js" not in again.text  # a GET page is at its own address already
+    # The language switcher returns to the page's address, not to the launch URL.
+    assert 'name="next" value="/course/' in resp.text
+    # Re-posting the launch is refused as a replay, and changes nothing.
+    replay = b.submit_form()
+    assert replay.status_code in (400, 403) and refusal_code(replay) == "replayed"
+
+
 def test_login_initiation_by_post_works_too(env):
     resp = env.launch("learner-1", method="POST")
     assert resp.status_code == 200
@@ -79,7 +104,7 @@ def test_valid_variant_is_accepted(env, case, learner):
     tamper = Tamper.valid_variants(learner)[case]
     resp = env.launch(user, tamper=tamper)
     assert resp.status_code == 200, (case, resp.status_code, resp.text[:400])
-    assert "/course/" in resp.url
+    assert "/course/" in landed_url(resp)
     assert env.count(Instructor) == 1
     if tamper.no_context:
         assert env.count(LmsContext) == 0

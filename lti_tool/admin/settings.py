@@ -10,11 +10,11 @@ from typing import Any
 from flask import current_app
 from flask_babel import format_decimal, lazy_gettext
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ..content import Course, Module
-from ..db import utcnow
+from ..db import execute, table, utcnow
 from .models import CourseConfig
 
 MIN_PASS_PERCENT, MAX_PASS_PERCENT = 50, 100
@@ -109,6 +109,13 @@ def defaults(course: Course, course_language: str | None = None) -> CourseSettin
     )
 
 
+# Every course page reads the settings: a Core row (same attribute names) and a statement
+# built once, without the ORM's per-query work.
+_SAVED = select(*table(CourseConfig).c).where(
+    table(CourseConfig).c.context_pk == bindparam("context_pk")
+)
+
+
 def _row(s: Session, context_pk: int) -> CourseConfig | None:
     return s.scalars(select(CourseConfig).where(CourseConfig.context_pk == context_pk)).first()
 
@@ -122,7 +129,9 @@ def load(
     the order; modules removed from it are dropped.
     """
     base = defaults(course, course_language)
-    row = _row(s, context_pk) if context_pk is not None else None
+    row = (
+        execute(s, _SAVED, {"context_pk": context_pk}).first() if context_pk is not None else None
+    )
     if row is None:
         return base
     known = [m.id for m in course.modules]

@@ -13,6 +13,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -21,6 +22,7 @@ from flask import (
     url_for,
 )
 from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
 from flask_babel import format_date, format_decimal, format_percent, ngettext
 from flask_babel import gettext as _
 from markupsafe import escape
@@ -33,6 +35,7 @@ from ..i18n import current_language
 from ..identity.models import Instructor
 from ..learning import progress as prog
 from ..learning import quiz, service
+from ..lti import set_landing
 from .cards import module_cards
 from .setup import course_settings, is_open_for_session, language_policy
 
@@ -108,6 +111,23 @@ def _helpers() -> dict[str, Any]:
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
     i18n.set_language_policy(state.app, language_policy)
+    set_landing(state.app, landing)
+
+
+def landing(module_id: str | None) -> ResponseReturnValue:
+    """The first page of a resource-link launch, rendered in the launch's own response.
+
+    The browser's address is then the launch URL; the page gives itself its real address
+    (`page_url`, see base.html) so that reloading the LMS frame shows the page again instead
+    of posting a spent id_token.
+    """
+    g.page_url = (
+        url_for("course.module", module_id=module_id) if module_id else url_for("course.home")
+    )
+    refused = _course_open()
+    if refused is not None:
+        return refused
+    return module(module_id) if module_id else home()
 
 
 @bp.before_request

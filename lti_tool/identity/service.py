@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..db import upsert, utcnow
-from ..lti.roles import is_course_admin
+from ..lti.roles import ASSISTANT, classify, is_course_admin
 from .models import Instructor, LmsContext, Membership, ResourceLink
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ class LaunchIdentity:
     context_pk: int | None
     resource_link_pk: int | None
     is_admin: bool
+    is_assistant: bool  # a teaching assistant: an admin only where the course allows it
     preferred_language: str | None
     module_id: str | None
 
@@ -145,6 +146,7 @@ def record_launch(
         context_pk=context_pk,
         resource_link_pk=link_pk,
         is_admin=admin,
+        is_assistant=classify(roles) == ASSISTANT,
         preferred_language=preferred,
         module_id=module_id,
     )

@@ -10,14 +10,16 @@ Scores go to every link the learner has opened the course from, in the caller's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from ..db import execute, table
 from ..identity.models import ResourceLink
 from .models import LearnerLink
 from .progress import CourseProgress
@@ -79,25 +81,38 @@ def _enqueue(s: Session, instructor_id: int, link_pk: int, grade: Grade) -> None
     )
 
 
+_LINK = table(LearnerLink)
+_LINKS = (
+    select(
+        _LINK.c.id, _LINK.c.resource_link_pk, _LINK.c.activity_progress,
+        _LINK.c.grading_progress, _LINK.c.score_given, table(ResourceLink).c.module_id,
+    )
+    .join(table(ResourceLink), table(ResourceLink).c.id == _LINK.c.resource_link_pk)
+    .where(_LINK.c.instructor_id == bindparam("instructor_id"))
+    .order_by(_LINK.c.id)  # one lock order for concurrent requests of one learner
+)
+_SET_GRADE = (
+    update(_LINK)
+    .where(_LINK.c.id == bindparam("link_id"))
+    .values(activity_progress=bindparam("activity"), grading_progress=bindparam("grading"),
+            score_given=bindparam("score"))
+)
+_REMEMBER = {
+    name: ins(_LINK).values(instructor_id=bindparam("instructor_id"),
+                            resource_link_pk=bindparam("link_pk")).on_conflict_do_nothing()
+    for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
 def remember_link(s: Session, instructor_id: int, resource_link_pk: int) -> None:
     """Insert the learner's link unless it exists (a concurrent first arrival may add it too)."""
-    dialect = s.get_bind().dialect.name
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    s.execute(
-        ins(LearnerLink)
-        .values(instructor_id=instructor_id, resource_link_pk=resource_link_pk)
-        .on_conflict_do_nothing()
-    )
+    stmt = _REMEMBER["postgresql" if s.get_bind().dialect.name == "postgresql" else "sqlite"]
+    execute(s, stmt, {"instructor_id": instructor_id, "link_pk": resource_link_pk})
 
 
-def _links(s: Session, instructor_id: int) -> list[tuple[LearnerLink, str | None]]:
-    rows = s.execute(
-        select(LearnerLink, ResourceLink.module_id)
-        .join(ResourceLink, ResourceLink.id == LearnerLink.resource_link_pk)
-        .where(LearnerLink.instructor_id == instructor_id)
-        .order_by(LearnerLink.id)  # one lock order for concurrent requests of one learner
-    ).all()
-    return [(link, module_id) for link, module_id in rows]
+def _links(s: Session, instructor_id: int) -> list[Any]:
+    """(id, resource_link_pk, activity_progress, grading_progress, score_given, module_id)."""
+    return list(execute(s, _LINKS, {"instructor_id": instructor_id}))
 
 
 def sync(
@@ -116,17 +131,19 @@ def sync(
     rows = _links(s, instructor_id)
     written = 0
     if resource_link_pk is not None and all(
-        link.resource_link_pk != resource_link_pk for link, _ in rows
+        row.resource_link_pk != resource_link_pk for row in rows
     ):
         remember_link(s, instructor_id, resource_link_pk)
         written += 1
         rows = _links(s, instructor_id)
-    for row, module_id in rows:
-        mid = module_id if module_id and progress.course.module(module_id) else None
+    for row in rows:
+        mid = row.module_id if row.module_id and progress.course.module(row.module_id) else None
         grade = grade_for(progress, mid)
         if (row.activity_progress, row.grading_progress, row.score_given) == grade.key:
             continue
         _enqueue(s, instructor_id, row.resource_link_pk, grade)
-        row.activity_progress, row.grading_progress, row.score_given = grade.key
+        activity, grading, score = grade.key
+        execute(s, _SET_GRADE,
+                {"link_id": row.id, "activity": activity, "grading": grading, "score": score})
         written += 1
     return written

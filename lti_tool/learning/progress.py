@@ -8,12 +8,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, Result, String, cast, null, select, union_all
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    Result,
+    String,
+    bindparam,
+    cast,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from ..admin import CourseSettings
 from ..content import Course, Lesson, Module
-from ..db import as_utc
+from ..db import as_utc, execute, table
 from ..record import ledger
 from .models import LessonProgress, QuizAttempt
 
@@ -144,33 +155,45 @@ def steps(modules: Sequence[Module]) -> list[Step]:
     return out
 
 
-def _activity(s: Session, instructor_id: int, course_id: str) -> list[tuple[Any, ...]]:
+def _activity_statement() -> Any:
     """The learner's lesson rows and quiz attempts in one round trip.
 
     Lesson rows have attempt_id NULL; attempt rows have lesson_id NULL. `at` is when a lesson
-    was last opened or an attempt submitted.
+    was last opened or an attempt submitted. Built once: it runs on every course page.
     """
+    les, att = table(LessonProgress).c, table(QuizAttempt).c
+    learner: Any = bindparam("instructor_id")
+    course: Any = bindparam("course_id")
     lessons = select(
-        LessonProgress.module_id,
-        LessonProgress.lesson_id,
+        les.module_id,
+        les.lesson_id,
         cast(null(), Integer).label("attempt_id"),
-        LessonProgress.last_opened_at.label("at"),
-        LessonProgress.completed_at,
+        les.last_opened_at.label("at"),
+        les.completed_at,
         cast(null(), Integer).label("correct"),
         cast(null(), Integer).label("total"),
         cast(null(), Boolean).label("passed"),
-    ).where(LessonProgress.instructor_id == instructor_id, LessonProgress.course_id == course_id)
+    ).where(les.instructor_id == learner, les.course_id == course)
     attempts = select(
-        QuizAttempt.module_id,
+        att.module_id,
         cast(null(), String),
-        QuizAttempt.id,
-        QuizAttempt.submitted_at,
+        att.id,
+        att.submitted_at,
         cast(null(), DateTime(timezone=True)),
-        QuizAttempt.correct,
-        QuizAttempt.total,
-        QuizAttempt.passed,
-    ).where(QuizAttempt.instructor_id == instructor_id, QuizAttempt.course_id == course_id)
-    result: Result[Any] = s.execute(union_all(lessons, attempts))
+        att.correct,
+        att.total,
+        att.passed,
+    ).where(att.instructor_id == learner, att.course_id == course)
+    return union_all(lessons, attempts)
+
+
+_ACTIVITY = _activity_statement()
+
+
+def _activity(s: Session, instructor_id: int, course_id: str) -> list[tuple[Any, ...]]:
+    result: Result[Any] = execute(
+        s, _ACTIVITY, {"instructor_id": instructor_id, "course_id": course_id}
+    )
     return [tuple(row) for row in result]
 
 

@@ -2,15 +2,18 @@
 
 Public surface: `init_app(app)`, the `lti` blueprint (/lti/login, /lti/launch, /lti/jwks,
 /lti/config.json, /lti/register), the `flask lti` CLI group, `services(app)` for the shared
-registry, platform keys and HTTP client, and `current_launch()` for the launch of the session.
+registry, platform keys and HTTP client, and `set_landing(app, view)` for the page a launch opens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
 from flask import Flask, current_app
+from flask.sansio.app import App
+from flask.typing import ResponseReturnValue
 
 from .platform_keys import PlatformKeys
 from .registry import Registry
@@ -27,6 +30,24 @@ class LtiServices:
 
 def services(app: Flask | None = None) -> LtiServices:
     return (app or current_app).extensions["lti_tool.lti"]
+
+
+# The page a resource-link launch opens, given the `module` custom parameter of its link.
+Landing = Callable[[str | None], ResponseReturnValue]
+_LANDING = "lti_tool.lti.landing"
+
+
+def set_landing(app: App, landing: Landing) -> None:
+    """Let the course render the launch's first page in the launch response itself.
+
+    Without one the launch redirects to the course home. Rendering it at once spares the
+    learner's browser a round trip on every launch (and the server a request: bench/launch).
+    """
+    app.extensions[_LANDING] = landing
+
+
+def landing(app: Flask | None = None) -> Landing | None:
+    return (app or current_app).extensions.get(_LANDING)
 
 
 def init_app(app: Flask) -> None:

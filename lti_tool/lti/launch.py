@@ -27,10 +27,11 @@ from flask import current_app, url_for
 from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskRequest
 from pylti1p3.exception import LtiException
 from pylti1p3.session import SessionService
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import cache
+from .. import cache, db
 from .cookies import PartitionedCookieService
 from .errors import LtiError
 from .login import RESTART_PARAMS, login_state
@@ -39,6 +40,7 @@ from .platform_keys import PlatformKeys
 from .registry import DbToolConf, DeploymentView, RegistrationView, Registry
 
 log = logging.getLogger(__name__)
+_INSERT_NONCE = insert(db.table(UsedNonce))
 
 LAUNCH_KEY = "lti:launch:"
 SUPPORTED_MESSAGES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
@@ -236,9 +238,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise LtiError("bad_state", "the nonce was not issued with this state")
         # Flushed, not committed: the launch's own writes follow in the same transaction, and a
         # refused launch rolls it back (its nonce is then worthless anyway).
-        self._db.add(UsedNonce(nonce=nonce))
         try:
-            self._db.flush()
+            db.execute(self._db, _INSERT_NONCE, {"nonce": nonce, "used_at": db.utcnow()})
         except IntegrityError as exc:
             self._db.rollback()
             raise LtiError("replayed", "nonce already used") from exc

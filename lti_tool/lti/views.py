@@ -14,6 +14,7 @@ from flask import (
     current_app,
     g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -26,7 +27,7 @@ from werkzeug.wrappers import Response
 from .. import cache, db, i18n
 from ..identity.service import record_launch
 from ..web import csrf
-from . import dynreg, keys, login, services
+from . import dynreg, keys, landing, login, services
 from .cookies import PartitionedCookieService
 from .errors import LtiError
 from .launch import CLAIM, LAUNCH_KEY, ToolMessageLaunch
@@ -154,6 +155,7 @@ def _start_session(
         ctx=ident.context_pk,
         rl=ident.resource_link_pk,
         adm=ident.is_admin,
+        ta=ident.is_assistant,
         lang=lang,
         lid=launch_id,
         csrf_token=secrets.token_hex(20),
@@ -172,6 +174,10 @@ def _start_session(
     if message_type == "LtiDeepLinkingRequest":
         # The picker checks the role itself (403 for learners; TAs where the course allows).
         return redirect(url_for("deeplink.picker"), code=303)
+    page = landing()
+    if page is not None:
+        i18n.refresh()  # the language was chosen above, after anything read it
+        return make_response(page(ident.module_id))
     if ident.module_id:
         return redirect(url_for("course.module", module_id=ident.module_id), code=303)
     return redirect(url_for("course.home"), code=303)
