@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -34,6 +34,16 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     csrf.init_app(app)
+    static_urls: dict[tuple[str, str], str] = {}
+
+    @app.template_global()
+    def static_url(filename: str) -> str:
+        """url_for("static", ...) once per file: every page links the same few assets."""
+        key = (request.script_root, filename)
+        url = static_urls.get(key)
+        if url is None:
+            url = static_urls[key] = url_for("static", filename=filename)
+        return url
 
     @app.after_request
     def _security_headers(resp: Response) -> Response:

@@ -33,6 +33,7 @@ from ..content import Course, Lesson, Module, get_course
 from ..content.render import link_lessons
 from ..i18n import current_language
 from ..identity.models import Instructor
+from ..identity.service import LaunchIdentity
 from ..learning import progress as prog
 from ..learning import quiz, service
 from ..lti import set_landing
@@ -56,6 +57,10 @@ def launched(view: F) -> F:
 
 
 def current_instructor() -> Instructor:
+    """The session's instructor, for reading (the launch's own page has it from the launch)."""
+    launched_as = g.get("instructor")
+    if launched_as is not None and launched_as.id == session["iid"]:
+        return launched_as
     inst = db.session().get(Instructor, session["iid"])
     if inst is None:
         abort(401)
@@ -114,16 +119,18 @@ def _setup(state: BlueprintSetupState) -> None:
     set_landing(state.app, landing)
 
 
-def landing(module_id: str | None) -> ResponseReturnValue:
+def landing(ident: LaunchIdentity) -> ResponseReturnValue:
     """The first page of a resource-link launch, rendered in the launch's own response.
 
     The browser's address is then the launch URL; the page gives itself its real address
     (`page_url`, see base.html) so that reloading the LMS frame shows the page again instead
     of posting a spent id_token.
     """
+    module_id = ident.module_id
     g.page_url = (
         url_for("course.module", module_id=module_id) if module_id else url_for("course.home")
     )
+    g.instructor = ident.instructor
     refused = _course_open()
     if refused is not None:
         return refused

@@ -19,9 +19,15 @@ AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 
 
+_INSTRUCTOR_COLUMNS = tuple(c.name for c in Instructor.__table__.columns)
+
+
 @dataclass(frozen=True)
 class LaunchIdentity:
     instructor_id: int
+    # The instructor's row as the launch left it; not in any session, to read only (the
+    # launch's own page shows it without loading it again).
+    instructor: Instructor
     context_pk: int | None
     resource_link_pk: int | None
     is_admin: bool
@@ -93,10 +99,11 @@ def record_launch(
     member = parse_bool(custom.get("spin_member"))
     if member is not None:
         profile["spin_member"] = member
-    inst_id, preferred = upsert(
+    row = upsert(
         s, Instructor, {"issuer": issuer, "sub": claims["sub"]}, profile,
-        returning=("id", "preferred_language"),
+        returning=_INSTRUCTOR_COLUMNS,
     )
+    inst_id, preferred = row.id, row.preferred_language
 
     roles = [r for r in claims.get(CLAIM + "roles") or [] if isinstance(r, str)]
     admin = is_course_admin(roles, allow_assistants)
@@ -143,6 +150,7 @@ def record_launch(
 
     return LaunchIdentity(
         instructor_id=inst_id,
+        instructor=Instructor(**row._asdict()),
         context_pk=context_pk,
         resource_link_pk=link_pk,
         is_admin=admin,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 from flask import Flask, current_app
@@ -17,6 +18,9 @@ from flask.typing import ResponseReturnValue
 
 from .platform_keys import PlatformKeys
 from .registry import Registry
+
+if TYPE_CHECKING:
+    from ..identity.service import LaunchIdentity
 
 USER_AGENT = "SpinningRecertificationLTI/1.0 (+pylti1p3)"
 
@@ -32,8 +36,8 @@ def services(app: Flask | None = None) -> LtiServices:
     return (app or current_app).extensions["lti_tool.lti"]
 
 
-# The page a resource-link launch opens, given the `module` custom parameter of its link.
-Landing = Callable[[str | None], ResponseReturnValue]
+# The page a resource-link launch opens, given who launched from which link.
+Landing = Callable[["LaunchIdentity"], ResponseReturnValue]
 _LANDING = "lti_tool.lti.landing"
 
 

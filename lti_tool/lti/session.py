@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from itsdangerous import BadSignature
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 TOKEN_PARAM = "lt"  # noqa: S105  (a parameter name, not a secret)
 # Endpoints that never need the session in their URL (public, static, or LTI entry points).
@@ -27,8 +27,44 @@ class LaunchSession(SecureCookieSession):
     token_memo: tuple[dict[str, Any], str] | None = None
 
 
+class _SessionSerializer(URLSafeTimedSerializer):
+    """Signs the session once per request and content.
+
+    The session cookie and the `lt` token are the same signed string; a launch or a page
+    would otherwise sign it twice (once for its links, once for the cookie).
+    """
+
+    def dumps(self, obj: Any, salt: Any = None) -> Any:
+        if salt is None and has_request_context():
+            memo = getattr(session, "token_memo", None)
+            if memo is not None and memo[0] == obj:
+                return memo[1]
+        return super().dumps(obj, salt)
+
+
 class LaunchSessionInterface(SecureCookieSessionInterface):
     session_class = LaunchSession
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[Any, ...], URLSafeTimedSerializer] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        # Built once per key set instead of once per request (and per link, for `lt`).
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        found = self._serializers.get(keys)
+        if found is None:
+            found = self._serializers[keys] = _SessionSerializer(
+                list(keys),  # itsdangerous expects the current key last
+                salt=self.salt,
+                serializer=self.serializer,
+                signer_kwargs={
+                    "key_derivation": self.key_derivation,
+                    "digest_method": self.digest_method,
+                },
+            )
+        return found
 
     def open_session(self, app: Flask, request: Any) -> LaunchSession | None:
         token = request.args.get(TOKEN_PARAM)
@@ -78,7 +114,7 @@ def session_token(app: Flask, data: dict[str, Any]) -> str:
 
 def current_token() -> str:
     """The signed token for the session as it is now, signed once per distinct content."""
-    from flask import current_app, session
+    from flask import current_app
 
     data = dict(session)
     memo = getattr(session, "token_memo", None)
@@ -96,8 +132,6 @@ def carry_token_in_urls() -> None:
 
 
 def _add_token(endpoint: str, values: dict[str, Any]) -> None:
-    from flask import session
-
     if endpoint in _NO_TOKEN_ENDPOINTS or TOKEN_PARAM in values:
         return
     carrying = g.get("session_in_urls") or getattr(session, "via_url", False)
@@ -113,7 +147,6 @@ def init_app(app: Flask) -> None:
     def _token_field() -> dict[str, Any]:
         def session_field() -> str:
             """Hidden form field for forms posted without cookies."""
-            from flask import session
             from markupsafe import Markup
 
             if not session or not (g.get("session_in_urls") or getattr(session, "via_url", False)):

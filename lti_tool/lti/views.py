@@ -177,7 +177,7 @@ def _start_session(
     page = landing()
     if page is not None:
         i18n.refresh()  # the language was chosen above, after anything read it
-        return make_response(page(ident.module_id))
+        return make_response(page(ident))
     if ident.module_id:
         return redirect(url_for("course.module", module_id=ident.module_id), code=303)
     return redirect(url_for("course.home"), code=303)
