@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 import html  # noqa: E402
+import http.client  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from queue import Empty  # noqa: E402
 from typing import Any  # noqa: E402
-from urllib.parse import urljoin  # noqa: E402
+from urllib.parse import urlencode, urljoin, urlsplit  # noqa: E402
 
 import requests  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
@@ -447,6 +448,94 @@ def client_config(setup: Setup, tool: str, users: int) -> dict[str, Any]:
     }
 
 
+class LeanResponse:
+    """What one_launch reads of a response: status, headers, text, URL."""
+
+    def __init__(self, url: str, status: int, headers: Any, body: bytes) -> None:
+        self.url = url
+        self.status_code = status
+        self.headers = headers  # http.client.HTTPMessage: case-insensitive .get()
+        self._body = body
+
+    @property
+    def text(self) -> str:
+        return self._body.decode("utf-8", "replace")
+
+
+class LeanSession:
+    """A small HTTP/1.1 client with a cookie jar, for the load.
+
+    `requests` spends about 2 ms of CPU per request in the client (its adapters, cookie
+    policy, header and URL handling): on a 2-CPU machine the 8 clients then use as much CPU
+    as the tools and take it from them, so the rate says more about the client than about the
+    tools. This client does what the launches need with http.client and a persistent
+    connection per host (the platform keeps connections alive; gunicorn's sync workers close
+    theirs, and http.client reconnects). `--http-client requests` runs the load with requests.
+    """
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, dict[str, str]] = {}  # host:port -> name -> value
+        self._conns: dict[str, http.client.HTTPConnection] = {}
+
+    def clear_cookies(self) -> None:
+        self.cookies.clear()
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+    def get(self, url: str, params: dict[str, str] | None = None, allow_redirects: bool = False,
+            timeout: float = 60) -> LeanResponse:
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        return self._request("GET", url, None, timeout)
+
+    def post(self, url: str, data: dict[str, str], allow_redirects: bool = False,
+             timeout: float = 60) -> LeanResponse:
+        return self._request("POST", url, urlencode(data).encode(), timeout)
+
+    def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> LeanResponse:
+        parts = urlsplit(url)
+        host = parts.netloc
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        headers = {"Host": host, "Accept": "*/*", "Accept-Encoding": "identity"}
+        jar = self.cookies.get(host)
+        if jar:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        for attempt in (1, 2):
+            conn = self._conns.get(host)
+            if conn is None:
+                conn = self._conns[host] = http.client.HTTPConnection(host, timeout=timeout)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                break
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                del self._conns[host]
+                # A kept-alive connection the server closed meanwhile: retry a GET once.
+                if attempt == 2 or method != "GET":
+                    raise requests.ConnectionError(repr(exc)) from exc
+        for header in resp.msg.get_all("Set-Cookie") or ():
+            pair, _, attrs = header.partition(";")
+            name, _, value = pair.strip().partition("=")
+            lowered = attrs.lower().replace(" ", "")
+            gone = "max-age=0" in lowered or "expires=thu,01jan1970" in lowered
+            if gone:
+                self.cookies.get(host, {}).pop(name, None)
+            else:
+                self.cookies.setdefault(host, {})[name] = value
+        return LeanResponse(url, resp.status, resp.msg, data)
+
+
+def new_client(kind: str) -> Any:
+    return LeanSession() if kind == "lean" else requests.Session()
+
+
 class LaunchFailed(Exception):
     def __init__(self, step: str, detail: str) -> None:
         super().__init__(f"{step}: {detail}")
@@ -454,14 +543,17 @@ class LaunchFailed(Exception):
         self.detail = detail
 
 
-def _detail(r: requests.Response) -> str:
+def _detail(r: Any) -> str:
     text = re.sub(r"\s+", " ", r.text[:2000])
     return f"HTTP {r.status_code} {r.url} {text[:300]}"
 
 
-def one_launch(s: requests.Session, cfg: dict[str, Any], user: int) -> dict[str, float]:
+def one_launch(s: Any, cfg: dict[str, Any], user: int) -> dict[str, float]:
     """login -> platform auth -> launch POST -> redirects; the step durations in seconds."""
-    s.cookies.clear()  # every launch is a fresh LMS frame
+    if isinstance(s, LeanSession):  # every launch is a fresh LMS frame
+        s.clear_cookies()
+    else:
+        s.cookies.clear()
     login_hint, message_hint = cfg["hints"][user]
     steps: dict[str, float] = {}
     t = time.perf_counter()
@@ -525,7 +617,7 @@ def prime(cfg: dict[str, Any], threads: int, fast: float = 1.5, need: int = 5,
     errors: list[str] = []
 
     def run(n: int) -> None:
-        s = requests.Session()
+        s = new_client(cfg.get("http_client", "lean"))
         streak = 0
         while streak < need and time.monotonic() - t0 < cap:
             t = time.monotonic()
@@ -558,7 +650,7 @@ def client_loop(
 ) -> dict[str, Any]:
     """One client: launch after launch until `end` (time.monotonic, system-wide on Linux)."""
     rng = random.Random(seed * 1000 + client_no)
-    s = requests.Session()
+    s = new_client(cfg.get("http_client", "lean"))
     ok: list[tuple[float, int, float, dict[str, float]]] = []  # (finished, user, total, steps)
     errors: list[dict[str, Any]] = []
     while time.monotonic() < start:
@@ -727,6 +819,7 @@ def run_tool(
 
     try:
         cfg = client_config(setup, tool, args.users)
+        cfg["http_client"] = args.http_client
         prime_s = prime(cfg, threads=2 * args.workers)
         results, warm_until, end = run_clients(
             cfg, args.clients, args.client_mode, round_no, args.warmup, args.duration,
@@ -804,7 +897,8 @@ def markdown(report: dict[str, Any]) -> str:
     c = report["config"]
     errors = report["errors"]
     note = (
-        f"{c['clients']} clients ({c['client_mode']}), {c['duration']:g} s per run after "
+        f"{c['clients']} clients ({c['client_mode']}, {c.get('http_client', 'requests')} HTTP "
+        f"client), {c['duration']:g} s per run after "
         f"{c['warmup']:g} s warm-up, gunicorn -w {c['workers']} (sync) on 127.0.0.1, "
         f"{c['backend']} (temp dir on {c['tmp_filesystem']}), {c['cpus']} CPUs; "
         f"errors: ours {errors[OURS]}, minimal "
@@ -828,6 +922,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers of each tool")
     p.add_argument("--client-mode", choices=("threads", "processes"), default="processes",
                    help="one process per client (default) or threads in one process")
+    p.add_argument("--http-client", choices=("lean", "requests"), default="lean",
+                   help="the clients' HTTP library (see LeanSession)")
     p.add_argument("--database-url", default=None, help="our tool's DB (default: temp SQLite)")
     p.add_argument("--redis-url", default=None, help="Redis for both tools' caches")
     p.add_argument("--content-dir", default=None,
@@ -898,6 +994,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "clients": args.clients,
             "client_mode": args.client_mode,
+            "http_client": args.http_client,
             "users": args.users,
             "workers": args.workers,
             "backend": ("PostgreSQL" if args.database_url else "SQLite")

@@ -215,6 +215,7 @@ def main() -> int:
                 os.kill(pid, signal.SIGUSR2)  # our own gunicorn workers: start profiling
 
         cfg = L.client_config(setup, args.tool, args.users)
+        cfg["http_client"] = "lean"
         L.prime(cfg, threads=2 * args.workers)
         results, warm_until, end = L.run_clients(
             cfg, args.clients, args.client_mode, 1, args.warmup, args.duration,

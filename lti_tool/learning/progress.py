@@ -10,8 +10,10 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     Integer,
+    Numeric,
     Result,
     String,
     bindparam,
@@ -26,6 +28,7 @@ from ..admin import CourseSettings
 from ..content import Course, Lesson, Module
 from ..db import as_utc, execute, table
 from ..record import ledger
+from ..record.models import CecAward
 from .models import LessonProgress, QuizAttempt
 
 # A quiz takes about a minute per question; used only for the "time left" estimate.
@@ -156,14 +159,16 @@ def steps(modules: Sequence[Module]) -> list[Step]:
 
 
 def _activity_statement() -> Any:
-    """The learner's lesson rows and quiz attempts in one round trip.
+    """The learner's lesson rows, quiz attempts and CEC awards in one round trip.
 
-    Lesson rows have attempt_id NULL; attempt rows have lesson_id NULL. `at` is when a lesson
-    was last opened or an attempt submitted. Built once: it runs on every course page.
+    Lesson rows have attempt_id and awarded_on NULL; attempt rows lesson_id and awarded_on;
+    award rows everything but module_id, cecs and awarded_on. `at` is when a lesson was last
+    opened or an attempt submitted. Built once: it runs on every course page.
     """
-    les, att = table(LessonProgress).c, table(QuizAttempt).c
+    les, att, award = table(LessonProgress).c, table(QuizAttempt).c, table(CecAward).c
     learner: Any = bindparam("instructor_id")
     course: Any = bindparam("course_id")
+    no_cecs, no_day = cast(null(), Numeric(5, 2)), cast(null(), Date)
     lessons = select(
         les.module_id,
         les.lesson_id,
@@ -173,6 +178,8 @@ def _activity_statement() -> Any:
         cast(null(), Integer).label("correct"),
         cast(null(), Integer).label("total"),
         cast(null(), Boolean).label("passed"),
+        no_cecs.label("cecs"),
+        no_day.label("awarded_on"),
     ).where(les.instructor_id == learner, les.course_id == course)
     attempts = select(
         att.module_id,
@@ -183,8 +190,22 @@ def _activity_statement() -> Any:
         att.correct,
         att.total,
         att.passed,
+        no_cecs,
+        no_day,
     ).where(att.instructor_id == learner, att.course_id == course)
-    return union_all(lessons, attempts)
+    awards = select(
+        award.module_id,
+        cast(null(), String),
+        cast(null(), Integer),
+        cast(null(), DateTime(timezone=True)),
+        cast(null(), DateTime(timezone=True)),
+        cast(null(), Integer),
+        cast(null(), Integer),
+        cast(null(), Boolean),
+        award.cecs,
+        award.awarded_on,
+    ).where(award.instructor_id == learner, award.course_id == course)
+    return union_all(lessons, attempts, awards)
 
 
 _ACTIVITY = _activity_statement()
@@ -205,7 +226,7 @@ def load(
     today: date,
     settings: CourseSettings,
 ) -> CourseProgress:
-    """The learner's progress, from two queries whatever the number of modules."""
+    """The learner's progress, from one query whatever the number of modules."""
     offered = settings.modules(course)
     position = {m.id: i for i, m in enumerate(offered, start=1)}
     # Modules not offered are numbered after the offered ones; they are never shown.
@@ -216,10 +237,19 @@ def load(
     lesson_ids = {m.id: {les.id for les in m.lessons} for m in course.modules}
     last_lesson: tuple[datetime, str, str] | None = None
     attempted = False
-    for module_id, lesson_id, att_id, at, completed_at, correct, total, passed in _activity(
-        s, instructor_id, course.id
-    ):
+    win = ledger.window(exam_date, today)
+    earned = 0.0
+    for row in _activity(s, instructor_id, course.id):
+        module_id, lesson_id, att_id, at, completed_at, correct, total, passed, cecs, day = row
         mp = mods.get(module_id)
+        if day is not None:  # a CEC award
+            if day in win:
+                earned += float(cecs)
+                if mp is not None:
+                    mp.credited = True
+            elif mp is not None:
+                mp.credited_earlier = True
+            continue
         if mp is None:
             continue  # removed from the course since
         if att_id is None:
@@ -247,16 +277,6 @@ def load(
         ):
             mp.best_correct, mp.best_total = correct, total
         mp.passed = mp.passed or bool(passed)
-    win = ledger.window(exam_date, today)
-    earned = 0.0
-    for module_id, cecs, awarded_on in ledger.award_days(s, instructor_id, course.id):
-        mp = mods.get(module_id)
-        if awarded_on in win:
-            earned += float(cecs)
-            if mp is not None:
-                mp.credited = True
-        elif mp is not None:
-            mp.credited_earlier = True
     shown = [mods[m.id] for m in offered]
     return CourseProgress(
         course=course,

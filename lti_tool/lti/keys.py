@@ -108,12 +108,16 @@ class _KeyCache:
         active = [r for r in rows if as_utc(r.activates_at) <= now]
         pending = [r for r in rows if as_utc(r.activates_at) > now]
         self._jwks = {"keys": [dict(r.public_jwk) for r in rows]}
-        self._signing = None
+        signing, previous = None, self._signing
         if active:
             newest = active[-1]
-            pk = serialization.load_pem_private_key(newest.private_key_pem.encode(), None)
-            assert isinstance(pk, rsa.RSAPrivateKey)
-            self._signing = SigningKey(newest.kid, newest.private_key_pem, pk)
+            if previous is not None and previous.kid == newest.kid:
+                signing = previous  # parsing a private key takes milliseconds
+            else:
+                pk = serialization.load_pem_private_key(newest.private_key_pem.encode(), None)
+                assert isinstance(pk, rsa.RSAPrivateKey)
+                signing = SigningKey(newest.kid, newest.private_key_pem, pk)
+        self._signing = signing
         # Reload when a pending key becomes the signer.
         self._signing_valid_until = time.monotonic() + self._ttl
         if pending:

@@ -8,12 +8,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ..db import execute, table
 from . import cycle as cyc
 from .models import UNKNOWN_CYCLE, CecAward, CertificationRenewal
 
@@ -41,20 +40,6 @@ def awards(s: Session, instructor_id: int, course_id: str | None = None) -> list
     if course_id is not None:
         q = q.where(CecAward.course_id == course_id)
     return list(s.scalars(q.order_by(CecAward.awarded_at, CecAward.id)))
-
-
-_AWARD_DAYS = select(
-    table(CecAward).c.module_id, table(CecAward).c.cecs, table(CecAward).c.awarded_on
-).where(
-    table(CecAward).c.instructor_id == bindparam("instructor_id"),
-    table(CecAward).c.course_id == bindparam("course_id"),
-)
-
-
-def award_days(s: Session, instructor_id: int, course_id: str) -> list[tuple[str, Decimal, date]]:
-    """(module id, CECs, award day) of each award: what progress needs, without whole rows."""
-    rows = execute(s, _AWARD_DAYS, {"instructor_id": instructor_id, "course_id": course_id})
-    return [(m, c, d) for m, c, d in rows]
 
 
 def in_window(rows: Iterable[CecAward], win: Window) -> list[CecAward]:
