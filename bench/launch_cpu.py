@@ -8,9 +8,9 @@ platform's OIDC auth -> launch POST -> the tool's redirects to the page) runs in
 each tool's WSGI app and the bench platform are called through werkzeug's test client, and only
 the time spent inside the tool's app (thread CPU time, from the call until its response is
 consumed and closed) is counted. So gunicorn, sockets, the platform's signing and the client
-are left out, and other load on the machine barely moves the figure. Ours and the minimal tool
-alternate in rounds; the result is the median CPU milliseconds per launch of each and their
-ratio. It measures the tools' code, not a server: bench/launch.py remains the throughput figure.
+are left out. The tools take turns launch by launch, so that other load on the shared machine
+slows both alike; the result is the median over rounds of each tool's CPU milliseconds per
+launch, and their ratio. It measures the tools' code, not a server: bench/launch.py remains the throughput figure.
 
 The platform's JWKS is served over HTTP on 127.0.0.1 (both tools fetch it once); our tool runs
 on a fresh SQLite database and file cache in a temp directory, the minimal tool on its
@@ -215,19 +215,24 @@ def main() -> None:
             profiler = cProfile.Profile()
         per_launch: dict[str, list[float]] = {name: [] for name in tools}
         order = list(tools)
+        # Launch by launch, the tools take turns (ours, minimal, minimal, ours, ...): a noisy
+        # neighbour on a shared machine then slows both alike, and the ratio stays put.
         for rnd in range(args.rounds):
-            for name in order if rnd % 2 == 0 else order[::-1]:
-                timed = tools[name]
-                before = timed.cpu
-                if profiler and name == OURS:
-                    profiler.enable()
-                for _ in range(args.launches):
+            before = {name: timed.cpu for name, timed in tools.items()}
+            for i in range(args.launches):
+                turn = order if (i + rnd) % 2 == 0 else order[::-1]
+                for name in turn:
+                    if profiler and name == OURS:
+                        profiler.enable()
                     one_launch(clients_[name], lms, cfgs[name], rng.randrange(args.users))
-                if profiler and name == OURS:
-                    profiler.disable()
-                ms = (timed.cpu - before) * 1000 / args.launches
+                    if profiler and name == OURS:
+                        profiler.disable()
+            for name, timed in tools.items():
+                ms = (timed.cpu - before[name]) * 1000 / args.launches
                 per_launch[name].append(ms)
-                print(f"round {rnd + 1} {name:8s} {ms:6.2f} ms CPU per launch", flush=True)
+            print(f"round {rnd + 1}: " + ", ".join(
+                f"{name} {per_launch[name][-1]:.2f}" for name in tools) + " ms CPU per launch",
+                flush=True)
         medians = {name: statistics.median(v) for name, v in per_launch.items()}
         for name, ms in medians.items():
             print(f"{name:8s} median {ms:6.2f} ms CPU per launch "

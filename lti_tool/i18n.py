@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 import flask_babel
+from babel import numbers as babel_numbers
 from babel.support import NullTranslations
 from flask import (
     Blueprint,
@@ -85,17 +87,50 @@ def current_language() -> str:
 
 
 def translations() -> NullTranslations:
-    """The request's catalog, found once per request.
+    """The request's catalog, found once per request and locale.
 
     Flask-Babel finds it again for every string (several context lookups and a locale turned
-    into a string each time), and a course page translates dozens (bench/launch).
+    into a string each time), and a course page translates dozens (bench/launch). Keyed by
+    the locale object Flask-Babel chose, so `force_locale` and `refresh` are honoured.
     """
     if not has_request_context():
         return flask_babel.get_translations()
-    catalog = g.get("_catalog")
-    if catalog is None:
-        catalog = g._catalog = flask_babel.get_translations()
+    state = g.get("_flask_babel")
+    locale = getattr(state, "babel_locale", None)
+    cached = g.get("_catalog")
+    if locale is not None and cached is not None and cached[0] is locale:
+        return cached[1]
+    catalog = flask_babel.get_translations()
+    g._catalog = (getattr(g.get("_flask_babel"), "babel_locale", None), catalog)
     return catalog
+
+
+def gettext(string: str, **variables: object) -> str:
+    """flask_babel.gettext through the request's catalog."""
+    text = translations().ugettext(string)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: object) -> str:
+    """flask_babel.ngettext through the request's catalog."""
+    variables.setdefault("num", num)
+    return translations().ungettext(singular, plural, num) % variables
+
+
+def format_decimal(number: float | Decimal | str) -> str:
+    """flask_babel.format_decimal, remembered per locale and value: pages show the same few
+    counts and CEC amounts over and over, and Babel's formatting is slow."""
+    locale = flask_babel.get_locale()
+    key = (locale, number)
+    text = _DECIMALS.get(key)
+    if text is None:
+        text = babel_numbers.format_decimal(number, locale=locale)
+        if len(_DECIMALS) < 10_000:
+            _DECIMALS[key] = text
+    return text
+
+
+_DECIMALS: dict[tuple[object, object], str] = {}
 
 
 def refresh() -> None:

@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 from flask import url_for
 from flask_babel import format_percent
-from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
+from ..i18n import gettext as _
 from ..learning.progress import CourseProgress, ModuleState
 
 

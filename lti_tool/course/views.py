@@ -23,15 +23,15 @@ from flask import (
 )
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
-from flask_babel import format_date, format_decimal, format_percent, ngettext
-from flask_babel import gettext as _
+from flask_babel import format_date, format_percent
 from markupsafe import escape
 
 from .. import db, i18n
 from ..admin import CourseSettings, is_course_admin
 from ..content import Course, Lesson, Module, get_course
 from ..content.render import link_lessons
-from ..i18n import current_language
+from ..i18n import current_language, format_decimal, ngettext
+from ..i18n import gettext as _
 from ..identity.models import Instructor
 from ..identity.service import LaunchIdentity
 from ..learning import progress as prog

@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask_babel import format_decimal
-from flask_babel import gettext as _
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..db import execute, table
+from ..i18n import format_decimal
+from ..i18n import gettext as _
 from ..identity.models import ResourceLink
 from .models import LearnerLink
 from .progress import CourseProgress
