@@ -23,6 +23,9 @@ from flask import (
 )
 from flask.sansio.app import App
 from flask_babel import Babel
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 LANGUAGES = ("en", "de", "es")
@@ -115,6 +118,38 @@ def ngettext(singular: str, plural: str, num: int, **variables: object) -> str:
     """flask_babel.ngettext through the request's catalog."""
     variables.setdefault("num", num)
     return translations().ungettext(singular, plural, num) % variables
+
+
+def template_translators() -> dict[str, Callable[..., str]]:
+    """`_`, `gettext` and `ngettext` for one render, bound to the request's catalog.
+
+    Passed in a render's context they shadow the i18n extension's globals, which resolve
+    `gettext` and find the catalog again for every string; the escaping is the same
+    (Jinja's "newstyle" gettext: the translation is Markup, the values are escaped into it).
+    """
+    catalog = translations()
+    ugettext, ungettext = catalog.ugettext, catalog.ungettext
+
+    # Catalog strings are the tool's own, trusted as markup like Jinja's newstyle gettext does;
+    # the values filled in are escaped by Markup's `%`.
+    @pass_context
+    def gettext_(context: Context, string: str, **variables: object) -> str:
+        text = ugettext(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)  # noqa: S704
+        return text % variables
+
+    @pass_context
+    def ngettext_(
+        context: Context, singular: str, plural: str, num: int, **variables: object
+    ) -> str:
+        variables.setdefault("num", num)
+        text = ungettext(singular, plural, num)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)  # noqa: S704
+        return text % variables
+
+    return {"_": gettext_, "gettext": gettext_, "ngettext": ngettext_}
 
 
 def format_decimal(number: float | Decimal | str) -> str:

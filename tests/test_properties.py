@@ -185,3 +185,39 @@ def test_deeply_nested_token_is_a_clean_refusal(env):
     token = _b64({"alg": "RS256"}) + "." + _b64(nested.encode()) + ".x"
     resp = env.app.test_client().post("/lti/launch", data={"id_token": token, "state": "s"})
     assert resp.status_code == 400
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=60).map(lambda b: base64.urlsafe_b64encode(b)),  # padded
+        st.binary(max_size=60).map(lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")),
+        st.text(alphabet=_B64URL + "=+/!. \n", max_size=40).map(str.encode),
+        st.binary(max_size=40),
+    )
+)
+def test_fast_segment_check_accepts_and_refuses_exactly_what_pyjwt_does(segment):
+    """lti_tool.lti.jws replaces PyJWT's per-character loop; the outcome must not change."""
+    import jwt
+    from jwt.exceptions import DecodeError
+
+    from lti_tool.lti.jws import _FastJWS
+
+    def outcome(decode: Any) -> Any:
+        try:
+            return decode(segment, "payload")
+        except DecodeError as exc:
+            return ("refused", str(exc))
+
+    assert outcome(_FastJWS._decode_base64url_segment) == outcome(
+        jwt.PyJWS._decode_base64url_segment
+    )
+
+
+def test_the_fast_decoder_is_pyjwt_with_the_fast_check():
+    from lti_tool.lti.jws import _FastJWS, decoder
+
+    assert isinstance(decoder._jws, _FastJWS)  # else the override silently stopped applying

@@ -212,7 +212,7 @@ def _render(template: str, course: Course, **ctx: Any) -> str:
     lang = current_language()  # once: `t` runs for every content text on the page
     return render_template(
         template, course=course, t=lambda v: _in_language(course, lang, v), step_url=step_url,
-        step_label=step_label, **ctx,
+        step_label=step_label, **i18n.template_translators(), **ctx,
     )
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from .. import cache, db
 from .cookies import PartitionedCookieService
 from .errors import LtiError
+from .jws import decoder
 from .login import RESTART_PARAMS, login_state
 from .models import UsedNonce
 from .platform_keys import PlatformKeys
@@ -192,7 +193,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         view = self.registration_view
         key = self._keys.get(view.key_set_url, self._jwt["header"]["kid"])
         try:
-            claims = jwt.decode(
+            claims = decoder.decode(
                 self._get_id_token(),
                 key,
                 algorithms=["RS256"],

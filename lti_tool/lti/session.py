@@ -9,6 +9,8 @@ with two launches never overwrite each other's session, and a new launch always 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, g, has_request_context, request, session
@@ -22,9 +24,20 @@ _NO_TOKEN_ENDPOINTS = {"static", "lti.jwks", "lti.config_json", "lti.login", "lt
 
 class LaunchSession(SecureCookieSession):
     via_url = False
-    # (contents, token): a page has many links, and signing the same contents again for each
-    # of them was a measurable share of a page's time (bench/launch).
-    token_memo: tuple[dict[str, Any], str] | None = None
+
+    def __init__(self, initial: Any = None) -> None:
+        super().__init__(initial)
+        # Counts changes, so that the signed token can be kept until the contents change: a
+        # page has many links, and signing (or even comparing) the contents for each of them
+        # was a measurable share of a page's time (bench/launch).
+        self.version = 0
+        self.token_memo: tuple[int, str] | None = None  # (version, token)
+
+        def on_update(sess: LaunchSession) -> None:
+            sess.modified = True
+            sess.version += 1
+
+        self.on_update = on_update
 
 
 class _SessionSerializer(URLSafeTimedSerializer):
@@ -36,8 +49,9 @@ class _SessionSerializer(URLSafeTimedSerializer):
 
     def dumps(self, obj: Any, salt: Any = None) -> Any:
         if salt is None and has_request_context():
-            memo = getattr(session, "token_memo", None)
-            if memo is not None and memo[0] == obj:
+            sess = session._get_current_object()  # type: ignore[attr-defined]
+            memo = getattr(sess, "token_memo", None)
+            if memo is not None and memo[0] == sess.version and obj == sess:
                 return memo[1]
         return super().dumps(obj, salt)
 
@@ -90,7 +104,7 @@ class LaunchSessionInterface(SecureCookieSessionInterface):
                 if isinstance(data, dict):
                     sess = LaunchSession(data)
                     sess.via_url = True
-                    sess.token_memo = (dict(data), token)
+                    sess.token_memo = (sess.version, token)
                     return sess
             return LaunchSession()
         return super().open_session(app, request)  # type: ignore[return-value]
@@ -116,13 +130,13 @@ def current_token() -> str:
     """The signed token for the session as it is now, signed once per distinct content."""
     from flask import current_app
 
-    data = dict(session)
-    memo = getattr(session, "token_memo", None)
-    if memo is not None and memo[0] == data:
+    sess = session._get_current_object()  # type: ignore[attr-defined]
+    memo = getattr(sess, "token_memo", None)
+    if memo is not None and memo[0] == sess.version:
         return memo[1]
-    token = session_token(current_app, data)
-    if isinstance(session, LaunchSession):
-        session.token_memo = (data, token)
+    token = session_token(current_app, dict(sess))
+    if isinstance(sess, LaunchSession):
+        sess.token_memo = (sess.version, token)
     return token
 
 
@@ -131,17 +145,45 @@ def carry_token_in_urls() -> None:
     g.session_in_urls = True
 
 
-def _add_token(endpoint: str, values: dict[str, Any]) -> None:
-    if endpoint in _NO_TOKEN_ENDPOINTS or TOKEN_PARAM in values:
-        return
+def url_token(endpoint: str) -> str | None:
+    """The token the URL of `endpoint` must carry in this request, if any."""
+    if endpoint in _NO_TOKEN_ENDPOINTS or g.get("_plain_urls"):
+        return None
     carrying = g.get("session_in_urls") or getattr(session, "via_url", False)
-    if carrying and session:
-        values[TOKEN_PARAM] = current_token()
+    return current_token() if carrying and session else None
+
+
+def add_token(url: str, endpoint: str) -> str:
+    """`url` (built without the token) with the session token, before any #fragment."""
+    token = url_token(endpoint)
+    if token is None:
+        return url
+    base, hash_, fragment = url.partition("#")
+    return f"{base}{'&' if '?' in base else '?'}{TOKEN_PARAM}={token}{hash_}{fragment}"
+
+
+@contextlib.contextmanager
+def plain_urls() -> Iterator[None]:
+    """URLs built meanwhile carry no token (they are remembered for every session)."""
+    g._plain_urls = True
+    try:
+        yield
+    finally:
+        g._plain_urls = False
+
+
+def url_defaults(endpoint: str, values: dict[str, Any]) -> None:
+    """Flask URL defaults: the session token, where the URL needs one."""
+    if TOKEN_PARAM in values:
+        return
+    token = url_token(endpoint)
+    if token is not None:
+        values[TOKEN_PARAM] = token
 
 
 def init_app(app: Flask) -> None:
     app.session_interface = LaunchSessionInterface()
-    app.url_defaults(_add_token)
+    app.url_defaults(url_defaults)
 
     @app.context_processor
     def _token_field() -> dict[str, Any]:
