@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from . import fragments
 from .lti import session as lti_session
 from .lti.errors import LtiError
 
@@ -82,6 +83,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     csrf.init_app(app)
+    fragments.init_app(app)
     static_urls: dict[tuple[str, str], str] = {}
 
     @app.template_global()

@@ -18,6 +18,8 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 TOKEN_PARAM = "lt"  # noqa: S105  (a parameter name, not a secret)
+# Stands for the token in page fragments rendered once for every session (lti_tool.fragments).
+TOKEN_PLACEHOLDER = "\x00lt\x00"  # noqa: S105
 # Endpoints that never need the session in their URL (public, static, or LTI entry points).
 _NO_TOKEN_ENDPOINTS = {"static", "lti.jwks", "lti.config_json", "lti.login", "lti.launch"}
 
@@ -130,6 +132,8 @@ def current_token() -> str:
     """The signed token for the session as it is now, signed once per distinct content."""
     from flask import current_app
 
+    if g.get("_token_placeholder"):
+        return TOKEN_PLACEHOLDER
     sess = session._get_current_object()  # type: ignore[attr-defined]
     memo = getattr(sess, "token_memo", None)
     if memo is not None and memo[0] == sess.version:
@@ -145,12 +149,17 @@ def carry_token_in_urls() -> None:
     g.session_in_urls = True
 
 
+def carries_token() -> bool:
+    """Whether this request's URLs and forms carry the session token."""
+    carrying = g.get("session_in_urls") or getattr(session, "via_url", False)
+    return bool(carrying and session)
+
+
 def url_token(endpoint: str) -> str | None:
     """The token the URL of `endpoint` must carry in this request, if any."""
     if endpoint in _NO_TOKEN_ENDPOINTS or g.get("_plain_urls"):
         return None
-    carrying = g.get("session_in_urls") or getattr(session, "via_url", False)
-    return current_token() if carrying and session else None
+    return current_token() if carries_token() else None
 
 
 def add_token(url: str, endpoint: str) -> str:
@@ -160,6 +169,16 @@ def add_token(url: str, endpoint: str) -> str:
         return url
     base, hash_, fragment = url.partition("#")
     return f"{base}{'&' if '?' in base else '?'}{TOKEN_PARAM}={token}{hash_}{fragment}"
+
+
+@contextlib.contextmanager
+def placeholder_token() -> Iterator[None]:
+    """Meanwhile the token is TOKEN_PLACEHOLDER, for output shared by every session."""
+    g._token_placeholder = True
+    try:
+        yield
+    finally:
+        g._token_placeholder = False
 
 
 @contextlib.contextmanager
@@ -191,7 +210,7 @@ def init_app(app: Flask) -> None:
             """Hidden form field for forms posted without cookies."""
             from markupsafe import Markup
 
-            if not session or not (g.get("session_in_urls") or getattr(session, "via_url", False)):
+            if not carries_token():
                 return Markup("")
             return Markup('<input type="hidden" name="{}" value="{}">').format(
                 TOKEN_PARAM, current_token()
