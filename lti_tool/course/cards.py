@@ -81,3 +81,18 @@ def module_cards(
             )
         )
     return cards
+
+
+def module_list_key(
+    progress: CourseProgress, t: Callable[[dict[str, Any]], str]
+) -> tuple[Any, ...]:
+    """Everything the module list shows but its URLs' token, as the key of its fragment
+    (course/home.html): learners with the same progress share one rendering."""
+    return tuple(
+        (
+            mp.module.id, mp.number, t(mp.module.title), t(mp.module.summary), mp.module.cecs,
+            len(mp.module.lessons), mp.state.value, len(mp.lessons_done), mp.best_fraction,
+            mp.credited_earlier and not mp.credited,
+        )
+        for mp in progress.modules
+    )

@@ -37,7 +37,7 @@ from ..identity.service import LaunchIdentity
 from ..learning import progress as prog
 from ..learning import quiz, service
 from ..lti import set_landing
-from .cards import module_cards
+from .cards import module_cards, module_list_key
 from .setup import course_settings, is_open_for_session, language_policy
 
 bp = Blueprint("course", __name__, url_prefix="/course")
@@ -227,8 +227,13 @@ def home() -> str:
     state = service.arrive(db.session(), inst, course, course_settings(),
                            link_pk=session.get("rl"), gradebook_on=_gradebook_on())
     lang = current_language()
-    cards = module_cards(state, lambda v: _in_language(course, lang, v), Fmt.cecs)
-    return _render("course/home.html", course, instructor=inst, progress=state, cards=cards)
+    def t(value: dict[str, Any]) -> Any:
+        return _in_language(course, lang, value)
+
+    return _render(
+        "course/home.html", course, instructor=inst, progress=state,
+        cards=lambda: module_cards(state, t, Fmt.cecs), cards_key=module_list_key(state, t),
+    )
 
 
 @bp.get("/module/<module_id>")
