@@ -214,6 +214,8 @@ def init_app(app: Flask) -> None:
             "LANGUAGES": LANGUAGES,
             "LANGUAGE_NAMES": LANGUAGE_NAMES,
             "current_language": current_language,
+            # Once per render: the page asks for it in several places.
+            "page_lang": current_language(),
             # What the switcher offers: a function, so that pages without one ask nothing.
             "language_choices": lambda: allowed_languages()[0],
         }
