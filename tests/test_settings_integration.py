@@ -336,3 +336,33 @@ def test_course_pages_write_nothing_on_get_once_the_link_is_known(env, course):
         assert any("learner_link" in w for w in writes)
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_worker_holding_an_older_set_up_applies_a_new_one_saved_elsewhere(env, course):
+    """Launches take the set-up from memory while the context row's settings_version says it
+    is current: a save made through another worker (here another app on the same database)
+    must reach this worker's very next launch."""
+    from lti_tool import create_app
+    from lti_tool.admin import settings as cfg
+    from lti_tool.identity.models import LmsContext
+
+    first = env.launch("learner-1")
+    assert first.status_code == 200  # this worker now holds version 0 of the set-up
+    other_worker = create_app({**env.app.config, "AUTO_MIGRATE": False})
+    use_course(other_worker, course)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    with other_worker.app_context(), db.standalone_session() as s:
+        ctx = s.scalars(select(LmsContext)).one()
+        current = cfg.load(s, ctx.id, course)
+        version = cfg.save(s, context_pk=ctx.id, course=course,
+                           new=replace(current, ends_on=yesterday),
+                           expected_version=current.version, actor_id=None)
+        s.commit()
+    assert version == 1
+    again = env.launch("learner-1")
+    assert again.status_code == 403 and "This course closed on" in visible(again.text)
+    # And the worker keeps answering from memory while nothing changes.
+    with env.app.test_request_context("/"), db.standalone_session() as s:
+        held = cfg.load(s, ctx.id, course, known_version=1)
+        assert held.ends_on == yesterday
+        assert cfg.load(s, ctx.id, course, known_version=1) is held

@@ -2,10 +2,12 @@
 
 Public surface:
 
-- `settings_for(s, context_pk, course=None) -> CourseSettings`: the course set-up of an LMS
-  context (modules offered and required in their order, pass mark, quiz cooldown, languages,
-  course language, start/end dates, `version`); defaults when the admin saved nothing. The
-  learner journey reads it; a changed setting applies to attempts started afterwards.
+- `settings_for(s, context_pk, course=None, known_version=None) -> CourseSettings`: the course
+  set-up of an LMS context (modules offered and required in their order, pass mark, quiz
+  cooldown, languages, course language, start/end dates, `version`); defaults when the admin
+  saved nothing. The learner journey reads it; a changed setting applies to attempts started
+  afterwards. With the context's `settings_version` (a launch has it) a worker answers from
+  memory when it holds that version.
 - `course_admin_required` (view decorator) and `is_course_admin()`: the role check of the
   admin pages (403 for learners), including the per-context teaching-assistant allowance.
 - `CourseConfig`, `AuditEntry` (models), `audit.record(...)`.
@@ -39,11 +41,12 @@ __all__ = [
 
 
 def settings_for(
-    s: Session, context_pk: int | None, course: Course | None = None
+    s: Session, context_pk: int | None, course: Course | None = None,
+    known_version: int | None = None,
 ) -> CourseSettings:
     from .settings import load
 
-    return load(s, context_pk, course or get_course())
+    return load(s, context_pk, course or get_course(), known_version=known_version)
 
 
 def init_app(app: Flask) -> None:

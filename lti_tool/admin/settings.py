@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..content import Course, Module
 from ..db import execute, table, utcnow
+from ..identity.models import LmsContext
 from .models import CourseConfig
 
 MIN_PASS_PERCENT, MAX_PASS_PERCENT = 50, 100
@@ -121,13 +122,37 @@ def _row(s: Session, context_pk: int) -> CourseConfig | None:
 
 
 def load(
-    s: Session, context_pk: int | None, course: Course, course_language: str | None = None
+    s: Session,
+    context_pk: int | None,
+    course: Course,
+    course_language: str | None = None,
+    known_version: int | None = None,
 ) -> CourseSettings:
     """The context's settings, reconciled with the course definition as it is now.
 
     Modules added to the definition after the save are offered (not required) at the end of
-    the order; modules removed from it are dropped.
+    the order; modules removed from it are dropped. With `known_version` (the context row's
+    `settings_version`, read by the launch anyway) a worker that has that version in memory
+    returns it without a query.
     """
+    memo: dict[int, tuple[int, Course, CourseSettings]] = current_app.extensions.setdefault(
+        "lti_tool.admin.settings", {}
+    )
+    if context_pk is not None and known_version is not None and course_language is None:
+        hit = memo.get(context_pk)
+        if hit is not None and hit[0] == known_version and hit[1] is course:
+            return hit[2]
+    settings = _load(s, context_pk, course, course_language)
+    if context_pk is not None and course_language is None:
+        if len(memo) >= 10_000:
+            memo.clear()
+        memo[context_pk] = (settings.version, course, settings)
+    return settings
+
+
+def _load(
+    s: Session, context_pk: int | None, course: Course, course_language: str | None
+) -> CourseSettings:
     base = defaults(course, course_language)
     row = (
         execute(s, _SAVED, {"context_pk": context_pk}).first() if context_pk is not None else None
@@ -321,14 +346,21 @@ def save(
             raise Conflict()
         s.add(CourseConfig(context_pk=context_pk, version=1, **values))
         s.flush()  # a concurrent first save fails here on the named unique constraint
-        return 1
-    # Compare-and-set, so that of two admins saving the same version only one wins.
-    result = s.execute(
-        update(CourseConfig)
-        .where(CourseConfig.id == row.id, CourseConfig.version == expected_version)
-        .values(version=expected_version + 1, **values)
+    else:
+        # Compare-and-set, so that of two admins saving the same version only one wins.
+        result = s.execute(
+            update(CourseConfig)
+            .where(CourseConfig.id == row.id, CourseConfig.version == expected_version)
+            .values(version=expected_version + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict()
+    # Launches learn the new version with the context row (see `load`).
+    s.execute(
+        update(LmsContext)
+        .where(LmsContext.id == context_pk)
+        .values(settings_version=expected_version + 1)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict()
     return expected_version + 1

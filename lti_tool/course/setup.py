@@ -18,7 +18,11 @@ def course_settings() -> CourseSettings:
     key = session.get("ctx")
     cached = g.get("course_settings")
     if cached is None or cached[0] != key:
-        cached = g.course_settings = (key, settings_for(db.session(), key, get_course()))
+        # A launch knows the set-up's version from the context row (g.settings_version).
+        version = g.get("settings_version") if key == g.get("settings_version_ctx") else None
+        cached = g.course_settings = (
+            key, settings_for(db.session(), key, get_course(), known_version=version)
+        )
     settings: CourseSettings = cached[1]
     return settings
 

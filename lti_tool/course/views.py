@@ -131,6 +131,7 @@ def landing(ident: LaunchIdentity) -> ResponseReturnValue:
         url_for("course.module", module_id=module_id) if module_id else url_for("course.home")
     )
     g.instructor = ident.instructor
+    g.settings_version, g.settings_version_ctx = ident.settings_version, ident.context_pk
     refused = _course_open()
     if refused is not None:
         return refused

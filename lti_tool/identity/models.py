@@ -68,6 +68,10 @@ class LmsContext(Base):
     title: Mapped[str | None] = mapped_column(String(500), nullable=True)
     label: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The version of the course set-up saved for this context (admin.CourseConfig.version, 0
+    # for none): every launch reads it with the context row, and a worker that has that
+    # version's set-up in memory does not read the set-up again.
+    settings_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ResourceLink(Base):

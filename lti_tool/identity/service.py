@@ -29,6 +29,7 @@ class LaunchIdentity:
     # launch's own page shows it without loading it again).
     instructor: Instructor
     context_pk: int | None
+    settings_version: int | None  # of the context's course set-up (LmsContext)
     resource_link_pk: int | None
     is_admin: bool
     is_assistant: bool  # a teaching assistant: an admin only where the course allows it
@@ -108,7 +109,7 @@ def record_launch(
     roles = [r for r in claims.get(CLAIM + "roles") or [] if isinstance(r, str)]
     admin = is_course_admin(roles, allow_assistants)
 
-    context_pk = None
+    context_pk = settings_version = None
     ctx_claim = claims.get(CLAIM + "context")
     if isinstance(ctx_claim, dict) and isinstance(ctx_claim.get("id"), str):
         ctx_values = {
@@ -117,9 +118,9 @@ def record_launch(
                          ("label", _str(ctx_claim.get("label"), 255)))
             if v is not None
         }
-        (context_pk,) = upsert(
+        context_pk, settings_version = upsert(
             s, LmsContext, {"deployment_id": deployment_pk, "context_id": ctx_claim["id"]},
-            ctx_values,
+            ctx_values, returning=("id", "settings_version"),
         )
         upsert(
             s, Membership, {"instructor_id": inst_id, "context_pk": context_pk},
@@ -152,6 +153,7 @@ def record_launch(
         instructor_id=inst_id,
         instructor=Instructor(**row._asdict()),
         context_pk=context_pk,
+        settings_version=settings_version,
         resource_link_pk=link_pk,
         is_admin=admin,
         is_assistant=classify(roles) == ASSISTANT,

@@ -23,6 +23,7 @@ from .. import db
 from .cookies import PartitionedCookieService
 from .errors import LtiError
 from .registry import DbToolConf, Registry
+from .request import lti_request
 
 STATE_PREFIX = "state-"
 # Parameters a new-window restart of the login needs (LTI Core §4.1.1).
@@ -97,7 +98,7 @@ def _check_target(target: str | None) -> None:
 
 
 def start(registry: Registry) -> Response:
-    req = FlaskRequest()
+    req = lti_request()
     iss = req.get_param("iss")
     login_hint = req.get_param("login_hint")
     if not iss or not login_hint:

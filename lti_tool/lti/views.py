@@ -21,7 +21,6 @@ from flask import (
     session,
     url_for,
 )
-from pylti1p3.contrib.flask import FlaskRequest
 from werkzeug.wrappers import Response
 
 from .. import cache, db, i18n
@@ -31,6 +30,7 @@ from . import dynreg, keys, landing, login, services
 from .cookies import PartitionedCookieService
 from .errors import LtiError
 from .launch import CLAIM, LAUNCH_KEY, ToolMessageLaunch
+from .request import lti_request
 from .session import carry_token_in_urls
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,14 @@ def _hint_language_from_token() -> None:
 @bp.route("/launch", methods=["POST"])
 @csrf.exempt
 def launch() -> Response | str:
-    _hint_language_from_token()
     svc = services()
     s = db.session()
-    message = ToolMessageLaunch(FlaskRequest(), s, svc.registry, svc.platform_keys, svc.http)
-    message.validate()
+    message = ToolMessageLaunch(lti_request(), s, svc.registry, svc.platform_keys, svc.http)
+    try:
+        message.validate()
+    except LtiError:
+        _hint_language_from_token()  # the refusal in the learner's language
+        raise
     if message.binding == "platform_storage":
         s.commit()  # the nonce is spent even if the page never confirms
         pending = secrets.token_urlsafe(24)
