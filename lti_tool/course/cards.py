@@ -1,4 +1,5 @@
-"""The course home's module list, each card computed once per page.
+"""The course home's module list, each card computed once per page, and the fragment keys
+of the home page's parts (course/home.html).
 
 The template used to ask for each module's state four times, and to look up the same
 translations, format the same CECs and build a URL per module; a profile of the course home
@@ -95,4 +96,17 @@ def module_list_key(
             mp.credited_earlier and not mp.credited,
         )
         for mp in progress.modules
+    )
+
+
+def progress_panel_key(progress: CourseProgress) -> tuple[Any, ...]:
+    """Everything the progress panel shows but its URLs' token (course/home.html)."""
+    step = progress.continue_at
+    return (
+        progress.cecs_earned, progress.cecs_total, progress.modules_credited,
+        len(progress.modules), progress.complete, progress.minutes_left, progress.started,
+        None if step is None else (
+            step.module.id, step.module_number, step.lesson.id if step.lesson else None,
+            step.lesson_number,
+        ),
     )

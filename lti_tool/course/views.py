@@ -37,7 +37,7 @@ from ..identity.service import LaunchIdentity
 from ..learning import progress as prog
 from ..learning import quiz, service
 from ..lti import set_landing
-from .cards import module_cards, module_list_key
+from .cards import module_cards, module_list_key, progress_panel_key
 from .setup import course_settings, is_open_for_session, language_policy
 
 bp = Blueprint("course", __name__, url_prefix="/course")
@@ -234,6 +234,7 @@ def home() -> str:
     return _render(
         "course/home.html", course, instructor=inst, progress=state,
         cards=lambda: module_cards(state, t, Fmt.cecs), cards_key=module_list_key(state, t),
+        panel_key=progress_panel_key(state),
     )
 
 
