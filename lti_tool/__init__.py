@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from typing import Any
@@ -46,4 +47,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     admin.init_app(app)
     deeplink.init_app(app)
     app.register_blueprint(course_views.bp)
+    if app.config["GC_FREEZE"] and not app.testing:
+        # A server process builds one app: what exists now lives as long as the process.
+        gc.collect()
+        gc.freeze()
     return app

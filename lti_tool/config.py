@@ -80,6 +80,10 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "LTI_INVITE_TTL": _int("LTI_INVITE_TTL", 7 * 24 * 3600),
         "SESSION_MAX_AGE": _int("SESSION_MAX_AGE", 12 * 3600),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        # Freeze what start-up allocated (the course, catalogs, ...) out of the garbage
+        # collector's reach: otherwise every full collection walks it all (bench/launch).
+        # Off for apps built by tests, which create many apps in one process.
+        "GC_FREEZE": os.environ.get("GC_FREEZE", "1") not in ("0", "false", "no"),
         # Where the course lives; by default the checkout's course_content/.
         **({"COURSE_CONTENT_DIR": os.environ["COURSE_CONTENT_DIR"]}
            if os.environ.get("COURSE_CONTENT_DIR") else {}),
