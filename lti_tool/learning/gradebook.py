@@ -9,7 +9,8 @@ Scores go to every link the learner has opened the course from, in the caller's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -31,7 +32,12 @@ class Grade:
     score_maximum: float
     activity_progress: str
     grading_progress: str
-    comment: str
+    # Translated only when the score is sent: every page view computes the grade to compare.
+    describe: Callable[[], str] = field(compare=False, repr=False)
+
+    @property
+    def comment(self) -> str:
+        return self.describe()
 
     @property
     def key(self) -> tuple[str, str, str | None]:
@@ -46,24 +52,24 @@ def grade_for(progress: CourseProgress, module_id: str | None) -> Grade:
         cecs = float(mp.module.cecs)
         if mp.credited:
             return Grade(cecs, cecs, "Completed", "FullyGraded",
-                         _("Module passed: %(cecs)s SPIN® CECs earned.",
-                           cecs=format_decimal(cecs)))
+                         lambda: _("Module passed: %(cecs)s SPIN® CECs earned.",
+                                   cecs=format_decimal(cecs)))
         if mp.has_progress:
-            return Grade(None, cecs, "InProgress", "Pending", _("Module in progress."))
-        return Grade(None, cecs, "Started", "Pending", _("Module started."))
+            return Grade(None, cecs, "InProgress", "Pending", lambda: _("Module in progress."))
+        return Grade(None, cecs, "Started", "Pending", lambda: _("Module started."))
     total = float(course.cecs)
     earned = min(progress.cecs_earned, total)
     if progress.complete:
         return Grade(earned, total, "Completed", "FullyGraded",
-                     _("Course complete: %(earned)s of %(total)s SPIN® CECs earned.",
-                       earned=format_decimal(earned), total=format_decimal(total)))
+                     lambda: _("Course complete: %(earned)s of %(total)s SPIN® CECs earned.",
+                               earned=format_decimal(earned), total=format_decimal(total)))
     if earned > 0:
         return Grade(earned, total, "InProgress", "FullyGraded",
-                     _("%(earned)s of %(total)s SPIN® CECs earned so far.",
-                       earned=format_decimal(earned), total=format_decimal(total)))
+                     lambda: _("%(earned)s of %(total)s SPIN® CECs earned so far.",
+                               earned=format_decimal(earned), total=format_decimal(total)))
     if progress.has_progress:
-        return Grade(None, total, "InProgress", "Pending", _("Course in progress."))
-    return Grade(None, total, "Started", "Pending", _("Course started."))
+        return Grade(None, total, "InProgress", "Pending", lambda: _("Course in progress."))
+    return Grade(None, total, "Started", "Pending", lambda: _("Course started."))
 
 
 def _enqueue(s: Session, instructor_id: int, link_pk: int, grade: Grade) -> None:

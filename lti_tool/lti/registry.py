@@ -57,8 +57,26 @@ class ToolRegistration(PyltiRegistration):
 
 
 def to_registration(view: RegistrationView, s: Session) -> ToolRegistration:
-    """The one adapter from our registry into pylti1p3."""
+    """The one adapter from our registry into pylti1p3.
+
+    Built once per registration view and signing key: every login and launch asks for it.
+    """
     key = keys.signing_key(s)
+    cached = _REGISTRATIONS.get(id(view))
+    if cached is not None and cached[0] is view and cached[1] == key.kid:
+        return cached[2]
+    reg = _build_registration(view, key)
+    if len(_REGISTRATIONS) >= 1000:
+        _REGISTRATIONS.clear()
+    _REGISTRATIONS[id(view)] = (view, key.kid, reg)
+    return reg
+
+
+# id(view) -> (view, signing kid, registration); the view is kept to tell a reused id apart.
+_REGISTRATIONS: dict[int, tuple[RegistrationView, str, ToolRegistration]] = {}
+
+
+def _build_registration(view: RegistrationView, key: keys.SigningKey) -> ToolRegistration:
     reg = ToolRegistration(key.kid)
     reg.set_issuer(view.issuer).set_client_id(view.client_id).set_key_set_url(view.key_set_url)
     reg.set_auth_login_url(view.auth_login_url).set_auth_token_url(view.auth_token_url)
