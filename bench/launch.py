@@ -74,14 +74,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc (0 when it is gone)."""
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of one process in seconds, from /proc ((0, 0) when it is gone)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             rest = fh.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+        return 0.0, 0.0
+    return int(rest[11]) / CLK_TCK, int(rest[12]) / CLK_TCK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc (0 when it is gone)."""
+    return sum(proc_cpu_split(pid))
 
 
 def children(pid: int) -> list[int]:
@@ -135,6 +140,11 @@ class Server:
         """CPU of the master and its live workers."""
         pid = self.proc.pid
         return proc_cpu_seconds(pid) + sum(proc_cpu_seconds(c) for c in children(pid))
+
+    def kernel_cpu_seconds(self) -> float:
+        """The part of cpu_seconds() spent in the kernel (system calls, I/O)."""
+        pid = self.proc.pid
+        return sum(proc_cpu_split(p)[1] for p in (pid, *children(pid)))
 
     def worker_pids(self) -> list[int]:
         return children(self.proc.pid)
@@ -814,6 +824,7 @@ def run_tool(
         cpu_marks["system"] = system_busy_seconds()
         cpu_marks["loadavg"] = os.getloadavg()[0]
         cpu_marks["tool"] = server.cpu_seconds()
+        cpu_marks["tool_kernel"] = server.kernel_cpu_seconds()
         cpu_marks["platform"] = platform.cpu_seconds()
         cpu_marks["wall"] = time.monotonic()
 
@@ -828,6 +839,7 @@ def run_tool(
         # CPU is sampled at the window's start and (here) just after the clients stop.
         wall = time.monotonic() - cpu_marks["wall"]
         tool_cpu = server.cpu_seconds() - cpu_marks["tool"]
+        tool_kernel_cpu = server.kernel_cpu_seconds() - cpu_marks["tool_kernel"]
         platform_cpu = platform.cpu_seconds() - cpu_marks["platform"]
         system_cpu = system_busy_seconds() - cpu_marks["system"]
         worker_count = len(server.worker_pids())
@@ -846,6 +858,7 @@ def run_tool(
             # Server CPU over the window (plus the short tail until the clients stopped);
             # the client's own CPU covers warm-up and window, so it is scaled to the window.
             "tool": 1000 * tool_cpu / n,
+            "tool_kernel": 1000 * tool_kernel_cpu / n,  # of which in the kernel
             "platform": 1000 * platform_cpu / n,
             "clients": 1000 * summary["client_cpu_s"] * (args.duration / total_s) / n,
         },
@@ -957,7 +970,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"({run['launches']} launches, {run['errors']} errors, "
                     f"p50 {run['latency_ms']['p50']:.0f} ms, "
                     f"p95 {run['latency_ms']['p95']:.0f} ms; "
-                    f"CPU ms/launch tool {cpu['tool']:.1f} platform {cpu['platform']:.1f} "
+                    f"CPU ms/launch tool {cpu['tool']:.1f} (kernel {cpu['tool_kernel']:.1f}) "
+                    f"platform {cpu['platform']:.1f} "
                     f"clients {cpu['clients']:.1f})",
                     flush=True,
                 )

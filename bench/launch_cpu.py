@@ -10,7 +10,8 @@ the time spent inside the tool's app (thread CPU time, from the call until its r
 consumed and closed) is counted. So gunicorn, sockets, the platform's signing and the client
 are left out. The tools take turns launch by launch, so that other load on the shared machine
 slows both alike; the result is the median over rounds of each tool's CPU milliseconds per
-launch, and their ratio. It measures the tools' code, not a server: bench/launch.py remains the throughput figure.
+launch, and their ratio. It measures the tools' code, not a server: bench/launch.py remains
+the throughput figure.
 
 The platform's JWKS is served over HTTP on 127.0.0.1 (both tools fetch it once); our tool runs
 on a fresh SQLite database and file cache in a temp directory, the minimal tool on its

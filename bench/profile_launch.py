@@ -172,6 +172,8 @@ def main() -> int:
     p.add_argument("--py-spy", default=None, help="path of the py-spy binary")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--cpu-only", action="store_true",
+                   help="py-spy: samples of running threads only (no --idle): CPU, not waits")
     p.add_argument("--keep-raw", action="store_true",
                    help="also copy py-spy's raw stacks (MBs) to bench/results/")
     args = p.parse_args()
@@ -203,7 +205,8 @@ def main() -> int:
             assert spy is not None
             for i, pid in enumerate(server.worker_pids()):
                 spies.append(subprocess.Popen(
-                    [spy, "record", "--pid", str(pid), "--idle", "--full-filenames",
+                    [spy, "record", "--pid", str(pid), *([] if args.cpu_only else ["--idle"]),
+                     "--full-filenames",
                      "--rate", str(args.rate),
                      "--duration", str(int(args.duration)), "--format", "raw",
                      "--output", str(prof_dir / f"spy-{i}.txt")],

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,7 +22,7 @@ from ..i18n import format_decimal
 from ..i18n import gettext as _
 from ..identity.models import ResourceLink
 from .models import LearnerLink
-from .progress import CourseProgress
+from .progress import CourseProgress, LinkState
 
 
 @dataclass(frozen=True)
@@ -116,9 +115,8 @@ def remember_link(s: Session, instructor_id: int, resource_link_pk: int) -> None
     execute(s, stmt, {"instructor_id": instructor_id, "link_pk": resource_link_pk})
 
 
-def _links(s: Session, instructor_id: int) -> list[Any]:
-    """(id, resource_link_pk, activity_progress, grading_progress, score_given, module_id)."""
-    return list(execute(s, _LINKS, {"instructor_id": instructor_id}))
+def _links(s: Session, instructor_id: int) -> list[LinkState]:
+    return [LinkState(*row) for row in execute(s, _LINKS, {"instructor_id": instructor_id})]
 
 
 def sync(
@@ -134,7 +132,7 @@ def sync(
     The link is inserted only when it is not among the learner's links yet: on SQLite even an
     INSERT that does nothing takes the database's write lock, and every course page comes here.
     """
-    rows = _links(s, instructor_id)
+    rows = progress.links  # read with the progress, in this transaction
     written = 0
     if resource_link_pk is not None and all(
         row.resource_link_pk != resource_link_pk for row in rows

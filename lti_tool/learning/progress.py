@@ -6,7 +6,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
+    literal_column,
     null,
     select,
     union_all,
@@ -27,9 +28,10 @@ from sqlalchemy.orm import Session
 from ..admin import CourseSettings
 from ..content import Course, Lesson, Module
 from ..db import as_utc, execute, table
+from ..identity.models import ResourceLink
 from ..record import ledger
 from ..record.models import CecAward
-from .models import LessonProgress, QuizAttempt
+from .models import LearnerLink, LessonProgress, QuizAttempt
 
 # A quiz takes about a minute per question; used only for the "time left" estimate.
 MINUTES_PER_QUESTION = 1
@@ -114,6 +116,8 @@ class CourseProgress:
     started: bool
     required: frozenset[str]
     by_id: dict[str, ModuleProgress]
+    # The learner's links and the grade each last got (for the gradebook), read with the rest.
+    links: list[LinkState] = field(default_factory=list)
 
     @property
     def cecs_total(self) -> float:
@@ -158,64 +162,79 @@ def steps(modules: Sequence[Module]) -> list[Step]:
     return out
 
 
-def _activity_statement() -> Any:
-    """The learner's lesson rows, quiz attempts and CEC awards in one round trip.
+LESSON, ATTEMPT, AWARD, LINK = 0, 1, 2, 3
 
-    Lesson rows have attempt_id and awarded_on NULL; attempt rows lesson_id and awarded_on;
-    award rows everything but module_id, cecs and awarded_on. `at` is when a lesson was last
-    opened or an attempt submitted. Built once: it runs on every course page.
+
+class LinkState(NamedTuple):
+    """A link the learner opened the course from, and the grade last sent there."""
+
+    id: int
+    resource_link_pk: int
+    activity_progress: str | None
+    grading_progress: str | None
+    score_given: str | None
+    module_id: str | None  # the module the link places, if it places one
+
+
+def _activity_statement() -> Any:
+    """Everything a course page needs of the learner, in one round trip: lesson rows, quiz
+    attempts, CEC awards and the learner's links (with the grade last sent to each).
+
+    The first column, `kind`, says which; the others mean, by kind (unused ones are NULL):
+    LESSON: module_id, text = lesson id, at = last opened, done_at = completed;
+    ATTEMPT: module_id, number = attempt id, at = submitted, n1 correct of n2, flag = passed;
+    AWARD: module_id, cecs, day = awarded on;
+    LINK: module_id = the module the link places, number = resource link pk, n1 = learner link
+    id, text / grading / score = the activity progress, grading progress and score last sent.
+    Built once: it runs on every course page.
     """
     les, att, award = table(LessonProgress).c, table(QuizAttempt).c, table(CecAward).c
+    link, placed = table(LearnerLink).c, table(ResourceLink)
     learner: Any = bindparam("instructor_id")
     course: Any = bindparam("course_id")
-    no_cecs, no_day = cast(null(), Numeric(5, 2)), cast(null(), Date)
-    lessons = select(
-        les.module_id,
-        les.lesson_id,
-        cast(null(), Integer).label("attempt_id"),
-        les.last_opened_at.label("at"),
-        les.completed_at,
-        cast(null(), Integer).label("correct"),
-        cast(null(), Integer).label("total"),
-        cast(null(), Boolean).label("passed"),
-        no_cecs.label("cecs"),
-        no_day.label("awarded_on"),
-    ).where(les.instructor_id == learner, les.course_id == course)
-    attempts = select(
-        att.module_id,
-        cast(null(), String),
-        att.id,
-        att.submitted_at,
-        cast(null(), DateTime(timezone=True)),
-        att.correct,
-        att.total,
-        att.passed,
-        no_cecs,
-        no_day,
-    ).where(att.instructor_id == learner, att.course_id == course)
-    awards = select(
-        award.module_id,
-        cast(null(), String),
-        cast(null(), Integer),
-        cast(null(), DateTime(timezone=True)),
-        cast(null(), DateTime(timezone=True)),
-        cast(null(), Integer),
-        cast(null(), Integer),
-        cast(null(), Boolean),
-        award.cecs,
-        award.awarded_on,
-    ).where(award.instructor_id == learner, award.course_id == course)
-    return union_all(lessons, attempts, awards)
+
+    def row(kind: int, **cols: Any) -> list[Any]:
+        typed: dict[str, Any] = {
+            "module_id": String, "text": String, "number": Integer,
+            "at": DateTime(timezone=True), "done_at": DateTime(timezone=True), "n1": Integer,
+            "n2": Integer, "flag": Boolean, "cecs": Numeric(5, 2), "day": Date,
+            "grading": String, "score": String,
+        }
+        # Inline, not a bound parameter: PostgreSQL cannot type a parameter in a UNION.
+        return [literal_column(str(kind), Integer).label("kind")] + [
+            (cols[name] if name in cols else cast(null(), kind_type)).label(name)
+            for name, kind_type in typed.items()
+        ]
+
+    lessons = select(*row(
+        LESSON, module_id=les.module_id, text=les.lesson_id, at=les.last_opened_at,
+        done_at=les.completed_at,
+    )).where(les.instructor_id == learner, les.course_id == course)
+    attempts = select(*row(
+        ATTEMPT, module_id=att.module_id, number=att.id, at=att.submitted_at, n1=att.correct,
+        n2=att.total, flag=att.passed,
+    )).where(att.instructor_id == learner, att.course_id == course)
+    awards = select(*row(
+        AWARD, module_id=award.module_id, cecs=award.cecs, day=award.awarded_on,
+    )).where(award.instructor_id == learner, award.course_id == course)
+    links = select(*row(
+        LINK, module_id=placed.c.module_id, text=link.activity_progress,
+        number=link.resource_link_pk, n1=link.id, grading=link.grading_progress,
+        score=link.score_given,
+    )).join_from(table(LearnerLink), placed, placed.c.id == link.resource_link_pk).where(
+        link.instructor_id == learner
+    )
+    return union_all(lessons, attempts, awards, links)
 
 
 _ACTIVITY = _activity_statement()
 
 
-def _activity(s: Session, instructor_id: int, course_id: str) -> list[tuple[Any, ...]]:
+def _activity(s: Session, instructor_id: int, course_id: str) -> list[Any]:
     result: Result[Any] = execute(
         s, _ACTIVITY, {"instructor_id": instructor_id, "course_id": course_id}
     )
-    return [tuple(row) for row in result]
+    return list(result)
 
 
 def load(
@@ -226,7 +245,7 @@ def load(
     today: date,
     settings: CourseSettings,
 ) -> CourseProgress:
-    """The learner's progress, from one query whatever the number of modules."""
+    """The learner's progress (and links), from one query whatever the number of modules."""
     offered = settings.modules(course)
     position = {m.id: i for i, m in enumerate(offered, start=1)}
     # Modules not offered are numbered after the offered ones; they are never shown.
@@ -239,12 +258,16 @@ def load(
     attempted = False
     win = ledger.window(exam_date, today)
     earned = 0.0
-    for row in _activity(s, instructor_id, course.id):
-        module_id, lesson_id, att_id, at, completed_at, correct, total, passed, cecs, day = row
+    links: list[LinkState] = []
+    for r in _activity(s, instructor_id, course.id):
+        kind, module_id = r.kind, r.module_id
+        if kind == LINK:
+            links.append(LinkState(r.n1, r.number, r.text, r.grading, r.score, module_id))
+            continue
         mp = mods.get(module_id)
-        if day is not None:  # a CEC award
-            if day in win:
-                earned += float(cecs)
+        if kind == AWARD:
+            if r.day in win:
+                earned += float(r.cecs)
                 if mp is not None:
                     mp.credited = True
             elif mp is not None:
@@ -252,31 +275,33 @@ def load(
             continue
         if mp is None:
             continue  # removed from the course since
-        if att_id is None:
+        if kind == LESSON:
+            lesson_id = r.text
             if lesson_id not in lesson_ids[module_id]:
                 continue
             mp.lessons_opened.add(lesson_id)
-            if completed_at is not None:
+            if r.done_at is not None:
                 mp.lessons_done.add(lesson_id)
-            opened = as_utc(at)
+            opened = as_utc(r.at)
             if last_lesson is None or opened > last_lesson[0]:
                 last_lesson = (opened, module_id, lesson_id)
             continue
         attempted = True
-        if at is None:
-            mp.open_attempt_id = att_id
+        if r.at is None:
+            mp.open_attempt_id = r.number
             continue
+        correct, total = r.n1, r.n2
         if correct is None:
             continue  # abandoned when the course version changed
         mp.attempts += 1
-        submitted = as_utc(at)
+        submitted = as_utc(r.at)
         if mp.last_submitted_at is None or submitted > mp.last_submitted_at:
             mp.last_submitted_at = submitted
         if mp.best_correct is None or correct / max(total, 1) > mp.best_correct / max(
             mp.best_total or 1, 1
         ):
             mp.best_correct, mp.best_total = correct, total
-        mp.passed = mp.passed or bool(passed)
+        mp.passed = mp.passed or bool(r.flag)
     shown = [mods[m.id] for m in offered]
     return CourseProgress(
         course=course,
@@ -286,6 +311,7 @@ def load(
         started=last_lesson is not None or attempted,
         required=settings.required,
         by_id=mods,
+        links=sorted(links),  # by id: one lock order for concurrent requests of one learner
     )
 
 
