@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,11 @@ import pytest
 import requests
 from flask import Flask
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from lti_tool import create_app, db
+from lti_tool.passback.sender import wait_idle
 from tests.lms import Browser, TestPlatform
 from tests.lms import claims as C
 
@@ -82,11 +85,24 @@ def app(tmp_path: Path, pg_database: str | None) -> Iterator[Flask]:
     url = pg_database or f"sqlite:///{tmp_path}/tool.sqlite3"
     application = create_app(_config(tmp_path, url))
     yield application
+    # Scores a test's last request committed may still be on their way to the test LMS: let
+    # the background sender finish before the tables go (on PostgreSQL its inserts and the
+    # TRUNCATE below would otherwise deadlock).
+    wait_idle(application, 30)
     engine = application.extensions["lti_tool.engine"]
     if pg_database:
         tables = ", ".join(f'"{t.name}"' for t in db.Base.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for attempt in range(3):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                break
+            except OperationalError:
+                # A request thread still closing its transaction; the next test must start
+                # from empty tables, so try again.
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
     engine.dispose()
 
 
