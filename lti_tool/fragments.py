@@ -13,8 +13,7 @@ what is not in the key is frozen at the first rendering.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, g, request, session
@@ -31,19 +30,9 @@ CSRF_PLACEHOLDER = "\x00csrf\x00"
 MAX_FRAGMENTS = 5000  # a bound, not an expectation: keys are languages × pages × roles
 
 
-@contextmanager
-def _placeholders() -> Iterator[None]:
-    g._fragment_placeholders = True
-    try:
-        with lti_session.placeholder_token():
-            yield
-    finally:
-        g._fragment_placeholders = False
-
-
 def csrf_token() -> str:
     """The template's `csrf_token()`: Flask-WTF's, or a placeholder inside a fragment."""
-    if g.get("_fragment_placeholders"):
+    if lti_session.placeholders_active():
         return CSRF_PLACEHOLDER
     return str(generate_csrf())
 
@@ -76,7 +65,7 @@ class FragmentCache(Extension):
         full_key = (key, request.script_root, lti_session.carries_token())
         html = self.fragments.get(full_key)
         if html is None:
-            with _placeholders():
+            with lti_session.placeholder_token():
                 html = str(caller())
             if _leaks_secrets(html):
                 log.error("fragment %r shows this session's tokens; not remembered", key)

@@ -78,3 +78,26 @@ def test_a_fragment_showing_a_real_token_is_not_remembered(env, caplog):
         stored = next(v for k, v in ext.fragments.items() if k[0] == ("safe",))
         assert "\x00csrf\x00" in stored and "\x00csrf\x00" not in out
         assert TOKEN_PLACEHOLDER not in out
+
+
+def test_a_fragment_inside_another_keeps_the_outer_one_shareable(env):
+    """The inner fragment's first rendering must not switch the placeholders off for the rest
+    of the outer one (which would then show this session's token and not be remembered)."""
+    env.launch("learner-1")
+    app = env.app
+    ext = next(e for e in app.jinja_env.extensions.values() if isinstance(e, FragmentCache))
+    nested = app.jinja_env.from_string(
+        '{% fragment "outer" %}{% fragment "inner" %}a{% endfragment %}'
+        '<a href="{{ url_for("course.home") }}">{% endfragment %}'
+    )
+    with app.test_request_context("/course/"):
+        session["iid"], session["ctx"] = 1, None
+        from lti_tool.lti.session import carry_token_in_urls, current_token
+
+        carry_token_in_urls()
+        ctx: dict[str, object] = {}
+        app.update_template_context(ctx)
+        out = nested.render(ctx)
+        assert "lt=" + current_token() in out
+        stored = next(v for k, v in ext.fragments.items() if k[0] == ("outer",))
+        assert TOKEN_PLACEHOLDER in stored and current_token() not in stored

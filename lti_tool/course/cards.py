@@ -4,7 +4,8 @@ of the home page's parts (course/home.html).
 The template used to ask for each module's state four times, and to look up the same
 translations, format the same CECs and build a URL per module; a profile of the course home
 showed those calls as a large share of its render time. Here every translation is looked up
-once per page and filled in per module, with the same escaping as the template's `_()`.
+once per list and filled in per module, with the same escaping as the template's `_()`. The
+list itself is a fragment rendered once per `module_list_key`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from flask import url_for
 from flask_babel import format_percent
@@ -35,15 +35,6 @@ class ModuleCard:
     summary: str
 
 
-def url_maker(endpoint: str, arg: str) -> Callable[[str], str]:
-    """url_for(endpoint, arg=value) for many values, built once (ids are URL-safe slugs)."""
-    marker = "__value__"
-    values: dict[str, Any] = {arg: marker}
-    path, sep, query = url_for(endpoint, **values).partition("?")
-    head, _, tail = path.partition(marker)
-    return lambda value: head + quote(value, safe="") + tail + sep + query
-
-
 def module_cards(
     progress: CourseProgress,
     t: Callable[[dict[str, Any]], str],
@@ -59,7 +50,6 @@ def module_cards(
         ModuleState.IN_PROGRESS: _("In progress"),
         ModuleState.NOT_STARTED: _("Not started"),
     }
-    module_url = url_maker("course.module", "module_id")
     cecs: dict[float, str] = {}
     cards: list[ModuleCard] = []
     for mp in progress.modules:
@@ -71,7 +61,7 @@ def module_cards(
         cards.append(
             ModuleCard(
                 state=state.value,
-                url=module_url(module.id),
+                url=url_for("course.module", module_id=module.id),
                 heading=heading % {"n": mp.number, "title": t(module.title)},
                 badge=badges[state],
                 cecs=cecs[module.cecs],

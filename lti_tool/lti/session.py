@@ -132,7 +132,7 @@ def current_token() -> str:
     """The signed token for the session as it is now, signed once per distinct content."""
     from flask import current_app
 
-    if g.get("_token_placeholder"):
+    if placeholders_active():
         return TOKEN_PLACEHOLDER
     sess = session._get_current_object()  # type: ignore[attr-defined]
     memo = getattr(sess, "token_memo", None)
@@ -172,23 +172,28 @@ def add_token(url: str, endpoint: str) -> str:
 
 
 @contextlib.contextmanager
-def placeholder_token() -> Iterator[None]:
+def _flag(name: str) -> Iterator[None]:
+    """Set g.<name> meanwhile, restoring what it was (fragments may nest)."""
+    before = g.get(name, False)
+    setattr(g, name, True)
+    try:
+        yield
+    finally:
+        setattr(g, name, before)
+
+
+def placeholder_token() -> contextlib.AbstractContextManager[None]:
     """Meanwhile the token is TOKEN_PLACEHOLDER, for output shared by every session."""
-    g._token_placeholder = True
-    try:
-        yield
-    finally:
-        g._token_placeholder = False
+    return _flag("_token_placeholder")
 
 
-@contextlib.contextmanager
-def plain_urls() -> Iterator[None]:
+def placeholders_active() -> bool:
+    return bool(g.get("_token_placeholder"))
+
+
+def plain_urls() -> contextlib.AbstractContextManager[None]:
     """URLs built meanwhile carry no token (they are remembered for every session)."""
-    g._plain_urls = True
-    try:
-        yield
-    finally:
-        g._plain_urls = False
+    return _flag("_plain_urls")
 
 
 def url_defaults(endpoint: str, values: dict[str, Any]) -> None:
