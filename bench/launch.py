@@ -55,6 +55,9 @@ from bench.platform import make_message_hint  # noqa: E402
 
 HOST = "127.0.0.1"
 OURS, MINIMAL = "ours", "minimal"
+# An experiment, not the product: our tool answering its launches with a fixed 50-byte page
+# instead of the course page (bench/ours_fixed_page.py, --with-fixed-page).
+FIXED = "ours-fixed-page"
 DEPLOYMENT_ID = "bench-deployment-1"
 OURS_CLIENT_ID = "bench-ours"
 MINIMAL_CLIENT_ID = "bench-minimal"
@@ -326,13 +329,16 @@ def start_platform(setup: Setup, workers: int = 2, threads: int = 4) -> Server:
     return server
 
 
-def ours_app_expression(cache_dir: Path, content_dir: str | None = None) -> str:
+def ours_app_expression(
+    cache_dir: Path, content_dir: str | None = None, fixed_page: bool = False
+) -> str:
     # The tool takes the cache directory from its instance folder, which sits next to the package;
     # the factory's config argument moves it to the bench's temp dir without touching the code.
     config = {"CACHE_DIR": str(cache_dir)}
     if content_dir:
         config["COURSE_CONTENT_DIR"] = str(Path(content_dir).resolve())
-    return f"lti_tool:create_app({config!r})"
+    factory = "bench.ours_fixed_page" if fixed_page else "lti_tool"
+    return f"{factory}:create_app({config!r})"
 
 
 def ours_env(setup: Setup, run_dir: Path) -> dict[str, str]:
@@ -393,7 +399,9 @@ def register_ours(setup: Setup) -> None:
     setup.ours_registered = True
 
 
-def start_ours(setup: Setup, run_dir: Path, extra: list[str] | None = None) -> Server:
+def start_ours(
+    setup: Setup, run_dir: Path, extra: list[str] | None = None, fixed_page: bool = False
+) -> Server:
     run_dir.mkdir(parents=True)
     if not setup.ours_registered:
         register_ours(setup)
@@ -401,9 +409,9 @@ def start_ours(setup: Setup, run_dir: Path, extra: list[str] | None = None) -> S
         for f in setup.ours_template.glob("lti_tool.sqlite3*"):  # with -wal/-shm if any
             shutil.copy2(f, run_dir / f.name)
     env = ours_env(setup, run_dir)
-    app = ours_app_expression(run_dir / "cache", setup.content_dir)
+    app = ours_app_expression(run_dir / "cache", setup.content_dir, fixed_page)
     argv = gunicorn_argv(app, setup.ours_port, setup.workers, (extra or []) + setup.gunicorn_extra)
-    server = Server(OURS, argv, env, run_dir / "gunicorn.log")
+    server = Server(FIXED if fixed_page else OURS, argv, env, run_dir / "gunicorn.log")
     server.wait_ready(setup.ours_base() + "/lti/jwks")
     return server
 
@@ -437,7 +445,7 @@ def start_minimal(setup: Setup, run_dir: Path, extra: list[str] | None = None) -
 
 
 def client_config(setup: Setup, tool: str, users: int) -> dict[str, Any]:
-    if tool == OURS:
+    if tool in (OURS, FIXED):
         base, client_id = setup.ours_base(), OURS_CLIENT_ID
         login, target = base + "/lti/login", base + "/lti/launch"
     else:
@@ -816,7 +824,10 @@ def run_tool(
 ) -> dict[str, Any]:
     run_dir = setup.tmp / f"{tool}-round{round_no}"
     t_start = time.monotonic()
-    server = (start_ours if tool == OURS else start_minimal)(setup, run_dir)
+    if tool == MINIMAL:
+        server = start_minimal(setup, run_dir)
+    else:
+        server = start_ours(setup, run_dir, fixed_page=tool == FIXED)
     boot_s = time.monotonic() - t_start
     cpu_marks: dict[str, float] = {}
 
@@ -886,7 +897,11 @@ def markdown(report: dict[str, Any]) -> str:
     head = "| Tool | " + " | ".join(f"Round {i + 1}" for i in range(rounds)) + " | Median |"
     sep = "|---" * (rounds + 2) + "|"
     rows = []
-    for tool, label in ((OURS, "Our tool"), (MINIMAL, "Minimal pylti1p3 tool")):
+    fixed = bool(report["rates"].get(FIXED))
+    labels = [(OURS, "Our tool"), (MINIMAL, "Minimal pylti1p3 tool")]
+    if fixed:
+        labels.append((FIXED, "Our tool, fixed page (experiment)"))
+    for tool, label in labels:
         rates = report["rates"][tool]
         rows.append(
             f"| {label} (launches/s) | "
@@ -894,7 +909,7 @@ def markdown(report: dict[str, Any]) -> str:
             + f" | **{report['median'][tool]:.1f}** |"
         )
     cpu = report["tool_cpu_ms_per_launch_median"]
-    for tool, label in ((OURS, "Our tool"), (MINIMAL, "Minimal tool")):
+    for tool, label in [(t, lb.replace("pylti1p3 ", "")) for t, lb in labels]:
         per_round = [x["cpu_ms_per_launch"]["tool"] for x in report["runs"] if x["tool"] == tool]
         rows.append(
             f"| {label} (server CPU ms/launch) | "
@@ -907,6 +922,12 @@ def markdown(report: dict[str, Any]) -> str:
         + " | ".join(f"{r:.2f}×" for r in ratios)
         + f" | **{report['ratio']:.2f}×** |"
     )
+    if fixed:
+        rows.append(
+            "| Ratio fixed page / minimal | "
+            + " | ".join(f"{r:.2f}×" for r in report["fixed_page_round_ratios"])
+            + f" | {report['fixed_page_ratio']:.2f}× |"
+        )
     c = report["config"]
     errors = report["errors"]
     note = (
@@ -917,6 +938,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"errors: ours {errors[OURS]}, minimal "
         f"{errors[MINIMAL]}; target ≥ {TARGET_RATIO}×."
     )
+    if fixed:
+        note += (
+            f" Experiment (errors {errors[FIXED]}): our tool answering its launches with a fixed "
+            "50-byte page instead of the course page (bench/ours_fixed_page.py); not the product."
+        )
     if report["max_other_cpu_utilisation"] > 0.25:
         note += (
             f" Other processes used up to {report['max_other_cpu_utilisation']:.1f} CPUs "
@@ -944,9 +970,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tmp-dir", default=None,
                    help="parent of the temp dir (DBs, file caches, logs); default: $TMPDIR or /tmp")
     p.add_argument("--only", choices=(OURS, MINIMAL), default=None, help="run one tool only")
-    p.add_argument("--out", default=str(BENCH / "results" / "launch.json"))
+    p.add_argument("--with-fixed-page", action="store_true",
+                   help="also run, in every round, our tool answering its launches with a fixed "
+                   "50-byte page instead of the course page (an experiment: bench/README.md)")
+    p.add_argument("--out", default=None,
+                   help="JSON report (default bench/results/launch.json, or "
+                   "launch-with-fixed-page.json with --with-fixed-page)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, DBs)")
     args = p.parse_args(argv)
+    if args.out is None:
+        name = "launch-with-fixed-page.json" if args.with_fixed_page else "launch.json"
+        args.out = str(BENCH / "results" / name)
 
     started = time.monotonic()
     setup = make_setup(args)
@@ -958,15 +992,15 @@ def main(argv: list[str] | None = None) -> int:
             check_content(setup)
             register_ours(setup)
         for r in range(args.rounds):
-            order = [OURS, MINIMAL] if r % 2 == 0 else [MINIMAL, OURS]
-            for tool in order:
+            order = [OURS, FIXED, MINIMAL] if args.with_fixed_page else [OURS, MINIMAL]
+            for tool in order if r % 2 == 0 else order[::-1]:
                 if args.only and tool != args.only:
                     continue
                 run = run_tool(setup, platform, tool, r, args)
                 runs.append(run)
                 cpu = run["cpu_ms_per_launch"]
                 print(
-                    f"round {r + 1} {tool:8s} {run['launches_per_s']:7.1f} launches/s  "
+                    f"round {r + 1} {tool:15s} {run['launches_per_s']:7.1f} launches/s  "
                     f"({run['launches']} launches, {run['errors']} errors, "
                     f"p50 {run['latency_ms']['p50']:.0f} ms, "
                     f"p95 {run['latency_ms']['p95']:.0f} ms; "
@@ -984,7 +1018,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         platform.stop()
 
-    rates = {t: [x["launches_per_s"] for x in runs if x["tool"] == t] for t in (OURS, MINIMAL)}
+    tools = (OURS, MINIMAL, FIXED) if args.with_fixed_page else (OURS, MINIMAL)
+    rates = {t: [x["launches_per_s"] for x in runs if x["tool"] == t] for t in tools}
     median = {t: statistics.median(v) if v else float("nan") for t, v in rates.items()}
     have_both = bool(rates[OURS] and rates[MINIMAL])
     ratio = median[OURS] / median[MINIMAL] if have_both and median[MINIMAL] else float("nan")
@@ -992,12 +1027,20 @@ def main(argv: list[str] | None = None) -> int:
         [o / m if m else float("nan") for o, m in zip(rates[OURS], rates[MINIMAL], strict=False)]
         if have_both else []
     )
-    errors = {t: sum(x["errors"] for x in runs if x["tool"] == t) for t in (OURS, MINIMAL)}
+    errors = {t: sum(x["errors"] for x in runs if x["tool"] == t) for t in tools}
     tool_cpu_ms = {
         t: statistics.median([x["cpu_ms_per_launch"]["tool"] for x in runs if x["tool"] == t])
         if rates[t] else float("nan")
-        for t in (OURS, MINIMAL)
+        for t in tools
     }
+    experiment: dict[str, Any] = {}
+    if args.with_fixed_page and rates[FIXED] and rates[MINIMAL]:
+        experiment = {
+            "fixed_page_ratio": median[FIXED] / median[MINIMAL],
+            "fixed_page_round_ratios": [
+                f / m for f, m in zip(rates[FIXED], rates[MINIMAL], strict=False)
+            ],
+        }
     other_cpu = max((x["cpu_utilisation"]["other"] for x in runs), default=0.0)
     report = {
         "benchmark": "bench/launch",
@@ -1025,6 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
         "round_ratios": round_ratios,
         "target_ratio": TARGET_RATIO,
         "meets_target": bool(have_both and ratio >= TARGET_RATIO),
+        **experiment,
         "errors": errors,
         "tool_cpu_ms_per_launch_median": tool_cpu_ms,
         "max_other_cpu_utilisation": other_cpu,
