@@ -8,6 +8,8 @@ sent, nothing is sent after a rollback, a relaunch never blanks a score).
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -22,6 +24,7 @@ from lti_tool.passback import (
     status,
 )
 from lti_tool.passback.http import parse_retry_after, scores_url
+from lti_tool.passback.models import HELD
 from lti_tool.passback.sender import wait_idle
 from lti_tool.passback.worker import Worker
 from tests.lms import claims as C
@@ -368,6 +371,43 @@ def test_status_shows_sent_and_failed_with_the_platforms_reason(env):
     assert tina.state == "failed" and tina.last_sent_at is None
     assert "HTTP 400" in (tina.error or "") and "not a gradable member" in (tina.error or "")
     assert tina.attempts == 1  # a 400 is not retried
+
+
+@pytest.mark.parametrize("scope", ["registration", "deployment"])
+def test_scores_wait_while_the_platform_is_deactivated_and_go_out_once_it_is_active(env, scope):
+    fast(env.app)
+    iid, rl = launch(env, "learner-1", lineitem=True)
+    sent_before = env.lms.score_requests
+    where = ["--issuer", env.lms.issuer, "--client-id", env.client_id]
+    if scope == "deployment":
+        where += ["--deployment-id", env.deployment_id]
+    cli = env.app.test_cli_runner()
+    assert cli.invoke(args=["lti", "deactivate", *where]).exit_code == 0
+
+    award(env, iid, rl, 9)
+    assert wait_idle(env.app, 10)
+    worker = Worker(env.app, batch=10, threads=1)
+    try:
+        worker.drain()
+        time.sleep(0.6)  # past the hold: looked at again, still held
+        worker.drain()
+    finally:
+        worker.close()
+    assert env.lms.score_requests == sent_before, "nothing goes to a deactivated platform"
+    row = rows(env.app)[-1]
+    assert (row.state, row.attempts, row.last_error) == ("pending", 0, HELD)
+    with env.app.app_context(), db.standalone_session() as s:
+        (st,) = status(s, context_pk(env))
+    assert st.held and st.state == "pending"
+    out = cli.invoke(args=["passback", "status"]).output
+    assert "1 pending held" in out
+
+    assert cli.invoke(args=["lti", "activate", *where]).exit_code == 0
+    time.sleep(0.6)  # the hold is over
+    settle(env.app)
+    assert env.lms.result(only_lineitem(env.lms), "learner-1").score_given == 9
+    row = rows(env.app)[-1]
+    assert (row.state, row.attempts, row.last_error) == ("sent", 1, None)
 
 
 def test_resend_learner_and_resend_context_after_the_column_was_recreated(env):

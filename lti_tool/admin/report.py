@@ -329,11 +329,17 @@ def _add_passback(
         state = {"pending": GRADE_PENDING, "sent": GRADE_SENT, "failed": GRADE_FAILED}.get(
             st.state, GRADE_PENDING
         )
+        error = (
+            _("Held: this LMS is deactivated in the tool. The score is sent once an operator "
+              "activates it again.")
+            if st.held
+            else st.error
+        )
         if _GRADE_RANK[state] > _GRADE_RANK[row.passback]:
             row.passback = state
-            row.passback_error = st.error
+            row.passback_error = error
         elif state == GRADE_FAILED and not row.passback_error:
-            row.passback_error = st.error
+            row.passback_error = error
 
 
 def _keep(row: Row, f: Filters) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..db import as_utc, utcnow
 from ..identity.models import Instructor, ResourceLink
-from .models import PENDING, SENT, SUPERSEDED, LineItemLink, OutboxScore
+from .models import HELD, PENDING, SENT, SUPERSEDED, LineItemLink, OutboxScore
 from .outbox import add_row, can_deliver, mark_for_delivery
 
 
@@ -35,6 +35,8 @@ class LearnerStatus:
     last_sent_score: float | None
     last_sent_at: datetime | None
     lineitem_url: str | None
+    # Pending because the platform is deactivated in the tool (sent once it is activated).
+    held: bool = False
 
 
 def _links(s: Session, context_pk: int) -> list[int]:
@@ -85,6 +87,7 @@ def status(s: Session, context_pk: int) -> list[LearnerStatus]:
                 last_sent_score=last.score_given if last else None,
                 last_sent_at=as_utc(last.sent_at) if last and last.sent_at else None,
                 lineitem_url=(last.lineitem_url if last else None) or r.lineitem_url,
+                held=r.state == PENDING and r.last_error == HELD,
             )
         )
     out.sort(key=lambda x: (x.name.lower(), x.user_id, x.resource_link_pk))

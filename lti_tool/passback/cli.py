@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from .. import db
-from .models import OutboxScore
+from .models import HELD, PENDING, OutboxScore
 from .worker import Worker
 
 passback_cli = AppGroup("passback", help="Grade passback (LTI AGS) to the LMS gradebooks.")
@@ -49,6 +49,11 @@ def status_command() -> None:
         rows = s.execute(
             select(OutboxScore.state, func.count()).group_by(OutboxScore.state)
         ).all()
+        held = s.scalar(
+            select(func.count()).where(OutboxScore.state == PENDING, OutboxScore.last_error == HELD)
+        )
     counts = {state: n for state, n in rows}
     for state in ("pending", "sent", "failed", "superseded"):
         click.echo(f"{state:<11} {counts.get(state, 0)}")
+    if held:
+        click.echo(f"  {held} pending held: their platform is deactivated (lti activate)")

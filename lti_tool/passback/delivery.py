@@ -37,12 +37,23 @@ from .jobs import (
     services,
     token_scopes,
 )
-from .models import FAILED, PENDING, SENT, SUPERSEDED, LineItemLink, OutboxScore, PassbackTarget
+from .models import (
+    FAILED,
+    HELD,
+    PENDING,
+    SENT,
+    SUPERSEDED,
+    LineItemLink,
+    OutboxScore,
+    PassbackTarget,
+)
 from .tokens import Platform
 
 log = logging.getLogger(__name__)
 
 ONE_MICROSECOND = timedelta(microseconds=1)
+# How often a score held for a deactivated registration or deployment is looked at again.
+HOLD_SECONDS = 300.0
 
 
 def _of(targets: Iterable[Target]) -> Any:
@@ -156,6 +167,12 @@ def _prepare(app: Flask, targets: Sequence[Target]) -> list[Job]:
             if as_utc(row.next_attempt_at) > now:
                 idle.append(target_id)
                 continue
+            if _deactivated(links.get(row.resource_link_pk)):
+                # An operator switched the platform off here: send it nothing, lose nothing.
+                row.last_error = HELD
+                row.next_attempt_at = now + timedelta(seconds=hold_seconds(app))
+                idle.append(target_id)
+                continue
             job = _job(row, target_id, last.get(target_id), owner, links, people)
             if isinstance(job, str):
                 row.state, row.last_error = FAILED, job
@@ -173,20 +190,31 @@ def _prepare(app: Flask, targets: Sequence[Target]) -> list[Job]:
         return jobs
 
 
-LinkInfo = tuple[ResourceLink, Registration, LineItemLink | None]
+LinkInfo = tuple[ResourceLink, Registration, LineItemLink | None, bool]
 
 
 def _links(s: Session, pks: set[int]) -> dict[int, LinkInfo]:
+    """Each link with its registration, known gradebook column and whether its deployment is
+    active."""
     if not pks:
         return {}
     rows = s.execute(
-        select(ResourceLink, Registration, LineItemLink)
+        select(ResourceLink, Registration, LineItemLink, Deployment.is_active)
         .join(Deployment, Deployment.id == ResourceLink.deployment_id)
         .join(Registration, Registration.id == Deployment.registration_id)
         .outerjoin(LineItemLink, LineItemLink.resource_link_pk == ResourceLink.id)
         .where(ResourceLink.id.in_(pks))
     ).all()
-    return {link.id: (link, reg, known) for link, reg, known in rows}
+    return {link.id: (link, reg, known, bool(dep)) for link, reg, known, dep in rows}
+
+
+def _deactivated(found: LinkInfo | None) -> bool:
+    return found is not None and not (found[1].is_active and found[3])
+
+
+def hold_seconds(app: Flask) -> float:
+    # Never longer than the longest back-off: tests (and impatient operators) shorten both.
+    return min(HOLD_SECONDS, float(app.config["PASSBACK_RETRY_MAX"]))
 
 
 class _Planned:
@@ -207,7 +235,7 @@ def _job(
     person = people.get(row.instructor_id)
     if found is None or person is None:
         return "the resource link, its registration or the learner no longer exists"
-    link, reg, known = found
+    link, reg, known, _active = found
     ags = link.ags_endpoint
     if not isinstance(ags, dict):
         return "the platform no longer offers grade passback for this link"

@@ -24,6 +24,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..db import Base, utcnow
 
 PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
+# `last_error` of a pending score kept back because its platform (registration or deployment)
+# is deactivated in the tool; it is sent once an operator activates the platform again.
+HELD = (
+    "held: the platform's registration or deployment is deactivated in this tool; the score is "
+    "sent once an operator activates it again"
+)
 STATES = (PENDING, SENT, FAILED, SUPERSEDED)
 
 
