@@ -1,5 +1,5 @@
 """Our tool with the course page replaced by a fixed 50-byte page (`bench/launch.py
---ours-page fixed`).
+--with-fixed-page`).
 
 Not a configuration of the product: an experiment that measures the floor of our launch (login,
 validation, the nonce and identity writes, the session) without the page the launch renders, to
