@@ -227,6 +227,7 @@ class Setup:
     ours_template: Path | None = None  # registered SQLite database each run copies
     ours_registered: bool = False
     gunicorn_extra: list[str] = field(default_factory=list)
+    ours_secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     @property
     def issuer(self) -> str:
@@ -343,7 +344,8 @@ def ours_app_expression(
 
 def ours_env(setup: Setup, run_dir: Path) -> dict[str, str]:
     env = base_env()
-    env["SECRET_KEY"] = secrets.token_urlsafe(32)
+    # One key for the registering CLI and every run: the tool seals its signing key with it.
+    env["SECRET_KEY"] = setup.ours_secret_key
     env["DATABASE_URL"] = setup.database_url or f"sqlite:///{run_dir / 'lti_tool.sqlite3'}"
     if setup.redis_url:
         env["REDIS_URL"] = setup.redis_url

@@ -60,6 +60,10 @@ def from_environment(instance_path: str) -> dict[str, Any]:
     redis_url = os.environ.get("REDIS_URL") or os.environ.get("CACHE_REDIS_URL")
     cfg: dict[str, Any] = {
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
+        # Earlier keys, comma-separated: sessions signed and secrets sealed with them stay valid.
+        "SECRET_KEY_FALLBACKS": [
+            k.strip() for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()
+        ],
         "DATABASE_URL": normalise_database_url(db_url),
         # Schema upgrades on start keep `flask run` on a fresh clone one command away.
         "AUTO_MIGRATE": _bool("AUTO_MIGRATE", True),

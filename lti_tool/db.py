@@ -94,6 +94,10 @@ def alembic_config(app: Flask) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", app.config["DATABASE_URL"].replace("%", "%%"))
+    # For migrations that (re-)seal secrets in the database (lti_tool.sealing).
+    from .sealing import app_secrets
+
+    cfg.attributes["secret_keys"] = app_secrets(app)
     return cfg
 
 

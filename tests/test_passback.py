@@ -27,6 +27,7 @@ from lti_tool.passback.http import parse_retry_after, scores_url
 from lti_tool.passback.models import HELD
 from lti_tool.passback.sender import wait_idle
 from lti_tool.passback.worker import Worker
+from lti_tool.sealing import unseal
 from tests.lms import claims as C
 from tests.passback_helpers import (
     MAX,
@@ -300,7 +301,7 @@ def test_one_token_is_shared_by_processes_and_renewed_after_401(env, tmp_path):
     assert env.lms.token_requests == 1
     with env.app.app_context(), db.standalone_session() as s:
         cached = s.scalars(select(AccessToken)).one()
-        assert cached.access_token in env.lms.tokens
+        assert cached.access_token and unseal(cached.access_token) in env.lms.tokens
         assert cached.scopes == " ".join(sorted(cached.scopes.split(" ")))
 
     # A second process (its own app, memory and HTTP pool) on the same database.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -18,7 +19,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..db import as_utc, utcnow
+from ..sealing import Unsealable, app_secrets, reseal, seal, unseal
 from .models import ToolKey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,10 @@ def create_key(s: Session, activates_at: datetime | None = None) -> ToolKey:
     # Canvas rejects a published key without alg and use (tsugi#82).
     jwk.update(kid=kid, alg="RS256", use="sig")
     row = ToolKey(
-        kid=kid, private_key_pem=pem, public_jwk=jwk, activates_at=activates_at or utcnow()
+        kid=kid,
+        private_key_pem=seal(pem),
+        public_jwk=jwk,
+        activates_at=activates_at or utcnow(),
     )
     s.add(row)
     return row
@@ -67,10 +74,14 @@ def rotate(s: Session, publish_delay: int, grace: int) -> ToolKey:
     now = utcnow()
     new = create_key(s, activates_at=now + timedelta(seconds=publish_delay))
     retire_at = new.activates_at + timedelta(seconds=grace)
+    current = app_secrets()
     for old in s.scalars(
         select(ToolKey).where(ToolKey.kid != new.kid, ToolKey.retires_at.is_(None))
     ):
         old.retires_at = retire_at
+        resealed = reseal(old.private_key_pem, current)
+        if resealed is not None:
+            old.private_key_pem = resealed
     s.commit()
     _cache().clear()
     return new
@@ -97,6 +108,8 @@ class _KeyCache:
         self._jwks: dict[str, Any] = {"keys": []}
         self._signing: SigningKey | None = None
         self._signing_valid_until = 0.0
+        # The newest active key could not be unsealed (SECRET_KEY changed without a fallback).
+        self._unusable: str | None = None
 
     def clear(self) -> None:
         with self._lock:
@@ -109,14 +122,25 @@ class _KeyCache:
         pending = [r for r in rows if as_utc(r.activates_at) > now]
         self._jwks = {"keys": [dict(r.public_jwk) for r in rows]}
         signing, previous = None, self._signing
+        self._unusable = None
         if active:
             newest = active[-1]
             if previous is not None and previous.kid == newest.kid:
                 signing = previous  # parsing a private key takes milliseconds
             else:
-                pk = serialization.load_pem_private_key(newest.private_key_pem.encode(), None)
-                assert isinstance(pk, rsa.RSAPrivateKey)
-                signing = SigningKey(newest.kid, newest.private_key_pem, pk)
+                try:
+                    pem = unseal(newest.private_key_pem)
+                except Unsealable:
+                    log.error(
+                        "signing key %s cannot be unsealed: SECRET_KEY changed without the old "
+                        "one in SECRET_KEY_FALLBACKS; a new signing key replaces it",
+                        newest.kid,
+                    )
+                    self._unusable = newest.kid
+                else:
+                    pk = serialization.load_pem_private_key(pem.encode(), None)
+                    assert isinstance(pk, rsa.RSAPrivateKey)
+                    signing = SigningKey(newest.kid, pem, pk)
         self._signing = signing
         # Reload when a pending key becomes the signer.
         self._signing_valid_until = time.monotonic() + self._ttl
@@ -139,7 +163,13 @@ class _KeyCache:
     def signing_key(self, s: Session) -> SigningKey:
         self._fresh(s)
         if self._signing is None:
-            ensure_key(s)
+            if self._unusable is not None:
+                # Platforms fetch the key set by URL and find the new kid there; the old key
+                # stays published until the next rotation retires it.
+                create_key(s)
+                s.commit()
+            else:
+                ensure_key(s)
             with self._lock:
                 self._load(s)
         assert self._signing is not None

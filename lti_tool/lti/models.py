@@ -106,6 +106,7 @@ class ToolKey(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kid: Mapped[str] = mapped_column(String(100), unique=True)
+    # Sealed with SECRET_KEY (lti_tool.sealing); rows from before migration 0008 may be plain.
     private_key_pem: Mapped[str] = mapped_column(Text)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

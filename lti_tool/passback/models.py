@@ -142,7 +142,7 @@ class AccessToken(Base):
         ForeignKey("lti_registration.id", ondelete="CASCADE")
     )
     scopes: Mapped[str] = mapped_column(String(1000))
-    access_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    access_token: Mapped[str | None] = mapped_column(Text, nullable=True)  # sealed (sealing.py)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

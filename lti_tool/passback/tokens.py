@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from .. import db
 from ..db import as_utc, utcnow
 from ..lti import keys
+from ..sealing import Unsealable, app_secrets, seal, unseal
 from . import leases
 from .http import RETRY, ServiceError, request_token
 from .models import AccessToken
@@ -60,6 +61,14 @@ def client_assertion(s: Session, platform: Platform) -> str:
         "jti": secrets.token_urlsafe(24),
     }
     return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+
+
+def _opened(stored: str, secrets: list[str]) -> str | None:
+    """A stored token, or None when it was sealed under another SECRET_KEY (ask again)."""
+    try:
+        return unseal(stored, secrets)
+    except Unsealable:
+        return None
 
 
 class TokenCache:
@@ -109,16 +118,22 @@ class TokenCache:
         if cached is not None and cached.token == token:
             self._memory.pop(key, None)
         with db.standalone_session() as s:
-            s.execute(
-                update(AccessToken)
-                .where(
-                    AccessToken.registration_id == platform.pk,
-                    AccessToken.scopes == key[1],
-                    AccessToken.access_token == token,
+            row = s.execute(
+                select(AccessToken.id, AccessToken.access_token).where(
+                    AccessToken.registration_id == platform.pk, AccessToken.scopes == key[1]
                 )
-                .values(access_token=None, expires_at=None)
-            )
-            s.commit()
+            ).first()
+            # Sealed values differ each time: compare the token, then clear exactly the value
+            # read (another process may have stored a new token meanwhile).
+            if row is None or not row.access_token:
+                return
+            if _opened(row.access_token, app_secrets(self._app)) == token:
+                s.execute(
+                    update(AccessToken)
+                    .where(AccessToken.id == row.id, AccessToken.access_token == row.access_token)
+                    .values(access_token=None, expires_at=None)
+                )
+                s.commit()
 
     def _from_database_or_platform(
         self, platform: Platform, key: tuple[int, str]
@@ -143,8 +158,11 @@ class TokenCache:
                         AccessToken.registration_id == platform.pk, AccessToken.scopes == key[1]
                     )
                 ).one()
-                if row.access_token and row.expires_at and as_utc(row.expires_at) > utcnow():
-                    return row.access_token, as_utc(row.expires_at), False
+                stored = (
+                    _opened(row.access_token, app_secrets(self._app)) if row.access_token else None
+                )
+                if stored and row.expires_at and as_utc(row.expires_at) > utcnow():
+                    return stored, as_utc(row.expires_at), False
                 claimed = leases.take(s, AccessToken, row.id, owner, lease_seconds)
                 s.commit()
                 if claimed:
@@ -173,8 +191,7 @@ class TokenCache:
             raise
         margin = min(float(self._app.config["PASSBACK_TOKEN_MARGIN"]), expires_in / 5)
         expires_at = utcnow() + timedelta(seconds=max(expires_in - margin, 1.0))
-        leases.release(
-            s, AccessToken, [row_id], owner, access_token=token, expires_at=expires_at
-        )
+        sealed = seal(token, app_secrets(self._app))
+        leases.release(s, AccessToken, [row_id], owner, access_token=sealed, expires_at=expires_at)
         s.commit()
         return token, expires_at, True
