@@ -8,8 +8,15 @@ increase and none is repeated (the LMS would silently ignore such a score, AGS Â
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import update
+
+from lti_tool import db
+from lti_tool.db import as_utc
+from lti_tool.passback import OutboxScore
+from lti_tool.passback.delivery import MIN_ATTEMPTS_BEFORE_GIVING_UP
 from lti_tool.passback.jobs import retry_delay
 from lti_tool.passback.worker import Worker
 from tests.lms.web import iso_instant
@@ -121,6 +128,33 @@ def test_429_retry_after_is_honoured(env):
         worker.close()
     assert rows(env.app)[-1].state == "sent"
     assert env.lms.score_requests == 2
+
+
+def test_an_old_score_still_failing_is_given_up_only_after_its_retries(env):
+    fast(env.app)
+    env.app.config["PASSBACK_DELIVERY"] = "off"
+    iid, rl = launch(env, lineitem=True)
+    award(env, iid, rl, 7)
+    # Made 15 days ago: the worker was stopped, or its platform deactivated, since then.
+    with env.app.app_context(), db.standalone_session() as s:
+        s.execute(update(OutboxScore).values(created_at=db.utcnow() - timedelta(days=15)))
+        s.commit()
+    env.lms.faults.push("500", 10)
+    worker = Worker(env.app, batch=10, threads=1)
+    try:
+        for attempt in range(1, MIN_ATTEMPTS_BEFORE_GIVING_UP + 1):
+            row = rows(env.app)[-1]
+            time.sleep(max(0.0, (as_utc(row.next_attempt_at) - db.utcnow()).total_seconds()))
+            worker.drain()
+            row = rows(env.app)[-1]
+            assert row.attempts == attempt
+            if attempt < MIN_ATTEMPTS_BEFORE_GIVING_UP:
+                assert row.state == "pending", attempt
+    finally:
+        worker.close()
+    assert row.state == "failed"
+    assert (row.last_error or "").startswith(f"gave up after {MIN_ATTEMPTS_BEFORE_GIVING_UP}")
+    assert env.lms.score_requests == MIN_ATTEMPTS_BEFORE_GIVING_UP
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped(app):

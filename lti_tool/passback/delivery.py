@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 ONE_MICROSECOND = timedelta(microseconds=1)
 # How often a score held for a deactivated registration or deployment is looked at again.
 HOLD_SECONDS = 300.0
+MIN_ATTEMPTS_BEFORE_GIVING_UP = 5
 
 
 def _of(targets: Iterable[Target]) -> Any:
@@ -372,7 +373,9 @@ def _forget_lineitem(s: Session, job: Job, url: str) -> None:
 
 def _retry_values(app: Flask, job: Job, outcome: Outcome, now: datetime) -> dict[str, Any]:
     give_up = timedelta(seconds=float(app.config["PASSBACK_GIVE_UP_AFTER"]))
-    if now - job.created_at > give_up:
+    # An old score is not given up at its first failures: it may have waited for a worker that
+    # was down, or been held while its platform was deactivated.
+    if now - job.created_at > give_up and job.attempts >= MIN_ATTEMPTS_BEFORE_GIVING_UP:
         return {
             "state": FAILED,
             "last_error": f"gave up after {job.attempts} attempts: {outcome.message}",
