@@ -171,18 +171,22 @@ def upsert(
     key: dict[str, Any],
     values: dict[str, Any],
     returning: tuple[str, ...] = ("id",),
+    sticky: tuple[tuple[str, str], ...] = (),
 ) -> Any:
     """INSERT … ON CONFLICT (key) DO UPDATE SET values RETURNING …, in the caller's transaction.
 
     One statement instead of select-then-insert: no race between two launches of the same
     person, and one round trip (PostgreSQL and SQLite ≥ 3.35 both support it). The statement is
     built once per column set and reused with bound parameters: this runs on every launch.
+
+    `sticky`: (column, witness) pairs; an existing row's column takes the new value only when
+    the witness column's value changes (someone may have corrected the column since).
     """
     dialect = s.get_bind().dialect.name
-    shape = (dialect, model, tuple(key), tuple(values), returning)
+    shape = (dialect, model, tuple(key), tuple(values), returning, sticky)
     stmt = _UPSERTS.get(shape)
     if stmt is None:
-        from sqlalchemy import bindparam
+        from sqlalchemy import bindparam, case
         from sqlalchemy.dialects import postgresql, sqlite
 
         module: Any = postgresql if dialect == "postgresql" else sqlite
@@ -191,9 +195,15 @@ def upsert(
         insert = module.insert(t).values({c: bindparam(c) for c in columns})
         # With nothing to update, touch a key column so that RETURNING still yields the row.
         update = list(values) or [next(iter(key))]
-        stmt = insert.on_conflict_do_update(
-            index_elements=list(key), set_={c: insert.excluded[c] for c in update}
-        ).returning(*(t.c[name] for name in returning))
+        set_ = {c: insert.excluded[c] for c in update}
+        for column, witness in sticky:
+            set_[column] = case(
+                (t.c[witness].is_distinct_from(insert.excluded[witness]), insert.excluded[column]),
+                else_=t.c[column],
+            )
+        stmt = insert.on_conflict_do_update(index_elements=list(key), set_=set_).returning(
+            *(t.c[name] for name in returning)
+        )
         _UPSERTS[shape] = stmt
     return execute(s, stmt, {**key, **values}).one()
 

@@ -227,6 +227,30 @@ def test_exam_date_is_entered_once_with_validation(env, course):
         assert s.scalars(select(Instructor.certification_date)).first() == D(2025, 3, 14)
 
 
+def test_a_corrected_exam_date_survives_relaunches_until_the_lms_sends_another(env, course):
+    def exam_date() -> D:
+        with env.app.app_context(), db.standalone_session() as s:
+            return s.scalars(select(Instructor.certification_date)).one()
+
+    b = env.browser()
+    env.launch("learner-1", browser=b, custom={"certification_date": "2025-03-14"})
+    assert exam_date() == D(2025, 3, 14)
+    page = b.get(env.tool.url + "/record/")
+    assert "Correct the exam date" in page.text
+    ok = submit(b, page, "/record/certification-date", [("certification_date", "2025-04-02")])
+    assert ok.status_code == 200 and "April 2, 2027" in ok.text
+    # The LMS sends its (wrong) date on every launch: the learner's correction stays.
+    env.launch("learner-1", browser=b, custom={"certification_date": "2025-03-14"})
+    assert exam_date() == D(2025, 4, 2)
+    assert "April 2, 2027" in b.get(env.tool.url + "/record/").text
+    # A launch without the parameter changes nothing either.
+    env.launch("learner-1", browser=b)
+    assert exam_date() == D(2025, 4, 2)
+    # The LMS's record changed (a new exam, a fixed profile field): that is news, it applies.
+    env.launch("learner-1", browser=b, custom={"certification_date": "2025-05-20"})
+    assert exam_date() == D(2025, 5, 20)
+
+
 def _complete_course(env, course, b, custom=None):  # type: ignore[no-untyped-def]
     for module in course.modules:
         read_module(b, env.tool.url, course, module.id)

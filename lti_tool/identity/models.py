@@ -42,6 +42,9 @@ class Instructor(Base):
     preferred_language: Mapped[str | None] = mapped_column(String(5), nullable=True)
     # Custom launch parameters (LTI Core §5.4.6) the platform may send.
     certification_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # The date as the platform last sent it. A date the instructor corrected on their record
+    # page stays until the platform sends a different one (see identity.service).
+    lms_certification_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     spin_member: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_launch_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

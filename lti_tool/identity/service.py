@@ -93,8 +93,12 @@ def record_launch(
     if locale:
         profile["lms_locale"] = locale
     cert = parse_certification_date(custom.get("certification_date"))
+    sticky: tuple[tuple[str, str], ...] = ()
     if cert is not None:
-        profile["certification_date"] = cert
+        profile["certification_date"] = profile["lms_certification_date"] = cert
+        # Resent unchanged on every launch, the platform's date must not undo the instructor's
+        # correction; a new date from the platform is news and replaces it.
+        sticky = (("certification_date", "lms_certification_date"),)
     elif "certification_date" in custom:
         log.info("ignoring unusable certification_date %r", custom.get("certification_date"))
     member = parse_bool(custom.get("spin_member"))
@@ -102,7 +106,7 @@ def record_launch(
         profile["spin_member"] = member
     row = upsert(
         s, Instructor, {"issuer": issuer, "sub": claims["sub"]}, profile,
-        returning=_INSTRUCTOR_COLUMNS,
+        returning=_INSTRUCTOR_COLUMNS, sticky=sticky,
     )
     inst_id, preferred = row.id, row.preferred_language
 
