@@ -63,7 +63,12 @@ class FragmentCache(Extension):
 
     def _render(self, key: tuple[Any, ...], caller: Callable[[], str]) -> Markup:
         full_key = (key, request.script_root, lti_session.carries_token())
-        html = self.fragments.get(full_key)
+        try:
+            html = self.fragments.get(full_key)
+        except TypeError:
+            # A key with a list or dict in it cannot be remembered: render as if no fragment.
+            log.error("fragment key %r is not hashable; rendered without remembering", key)
+            return Markup(caller())  # noqa: S704  (rendered by our autoescaping templates)
         if html is None:
             with lti_session.placeholder_token():
                 html = str(caller())

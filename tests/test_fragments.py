@@ -101,3 +101,26 @@ def test_a_fragment_inside_another_keeps_the_outer_one_shareable(env):
         assert "lt=" + current_token() in out
         stored = next(v for k, v in ext.fragments.items() if k[0] == ("outer",))
         assert TOKEN_PLACEHOLDER in stored and current_token() not in stored
+
+
+def test_a_key_that_cannot_be_remembered_renders_the_fragment_each_time(env, caplog):
+    env.launch("learner-1")
+    app = env.app
+    ext = next(e for e in app.jinja_env.extensions.values() if isinstance(e, FragmentCache))
+    listed = app.jinja_env.from_string(
+        '{% fragment "listed", ["a", "b"] %}<a href="{{ url_for("course.home") }}">'
+        '<input value="{{ csrf_token() }}">{% endfragment %}'
+    )
+    with app.test_request_context("/course/"), caplog.at_level(logging.ERROR):
+        session["iid"], session["ctx"] = 1, None
+        from lti_tool.lti.session import carry_token_in_urls
+
+        carry_token_in_urls()
+        ctx: dict[str, object] = {}
+        app.update_template_context(ctx)
+        out = listed.render(ctx)
+        # This request's own tokens, no placeholders; nothing remembered, no error page.
+        assert "/course/?lt=ey" in out and TOKEN_PLACEHOLDER not in out
+        assert "\x00csrf\x00" not in out and 'value=""' not in out
+        assert not any(k[0][0] == "listed" for k in ext.fragments)
+        assert "not hashable" in caplog.text
